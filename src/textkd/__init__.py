@@ -1,0 +1,72 @@
+"""textkd: distil a large fine-tuned text classifier into a small fast one, and prove the trade.
+
+Importing textkd registers its model classes with the transformers Auto classes, so a saved textkd model
+loads with `AutoModelForSequenceClassification.from_pretrained(dir)` and `pipeline("text-classification")`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textkd import models as _models  # noqa: F401  (registers the Auto classes)
+from textkd.errors import ConfigError, DataError, ModelLoadError, TextkdError
+
+if TYPE_CHECKING:
+    from textkd.api import TrainResult, distill, evaluate, load_data, predict, train_teacher
+    from textkd.config import (
+        Config,
+        DataConfig,
+        DistillConfig,
+        StudentConfig,
+        TeacherConfig,
+        TrainConfig,
+        load_config,
+        save_config,
+    )
+    from textkd.data.dataset import DatasetSplits, TextDataset
+    from textkd.models.outputs import ClassifierOutput
+
+# Public names resolve on first use, so `import textkd` stays cheap (the CLI imports what it needs).
+_LAZY = {
+    "textkd.api": ("TrainResult", "distill", "evaluate", "load_data", "predict", "train_teacher"),
+    "textkd.config": ("Config", "DataConfig", "DistillConfig", "StudentConfig", "TeacherConfig", "TrainConfig",
+                      "load_config", "save_config"),
+    "textkd.data.dataset": ("DatasetSplits", "TextDataset"),
+    "textkd.models.outputs": ("ClassifierOutput",),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'textkd' has no attribute {name!r}")
+
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClassifierOutput",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "DataError",
+    "DatasetSplits",
+    "DistillConfig",
+    "ModelLoadError",
+    "StudentConfig",
+    "TeacherConfig",
+    "TextDataset",
+    "TextkdError",
+    "TrainConfig",
+    "TrainResult",
+    "distill",
+    "evaluate",
+    "load_config",
+    "load_data",
+    "predict",
+    "save_config",
+    "train_teacher",
+]

@@ -1,0 +1,3 @@
+from textkd.cli import main
+
+main()

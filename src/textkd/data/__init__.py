@@ -1,0 +1,1 @@
+"""Data layer: presets and local files -> validated `DatasetSplits`, tokenised once, bucketed batches."""
