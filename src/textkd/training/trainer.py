@@ -1,0 +1,293 @@
+"""The one training loop.
+
+`Trainer` fine-tunes any textkd classifier with cross-entropy; `Distiller` (distiller.py) changes only
+`compute_loss`. The loop runs on `accelerate` (device placement, bf16/fp16 autocast, gradient
+accumulation, multi-process data parallelism), evaluates on the validation split after every epoch,
+keeps the best model by validation macro-F1, stops early, and writes a resumable checkpoint after every
+epoch so a crash costs at most the epoch in flight.
+
+Example:
+    >>> trainer = Trainer(model, tokenizer, TrainConfig(epochs=3), "runs/teacher")  # doctest: +SKIP
+    >>> result = trainer.fit(train_inputs, validation_inputs)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from textkd.config import TrainConfig
+from textkd.data.batching import ModelInputs, epoch_batches
+from textkd.evaluation.metrics import classification_metrics
+from textkd.losses.composite import LossOutput
+from textkd.losses.functional import cross_entropy
+from textkd.training.checkpoint import load_checkpoint, save_checkpoint
+from textkd.training.inference import forward_outputs, softmax
+from textkd.training.progress import TrainProgress
+from textkd.utils import append_jsonl, set_seed
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class TrainState:
+    """What survives a restart besides the weights: where training is and what is best so far."""
+
+    epoch: int = 0  # epochs completed
+    global_step: int = 0  # optimiser steps taken
+    best_metric: float = -math.inf  # best validation macro-F1
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since the best one (early stopping)
+    wall_s: float = 0.0  # training time so far, across restarts
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class FitResult:
+    """The outcome of `Trainer.fit`: the best epoch's validation metrics and where the model is."""
+
+    output_dir: Path
+    best_epoch: int
+    best_metrics: dict[str, Any]
+    epochs_run: int
+    wall_s: float
+    history: list[dict[str, Any]]
+
+
+class _LossModule(nn.Module):
+    """The model and any trainable extras (e.g. KD projections) behind one forward that returns the loss.
+
+    Routing the loss through `forward` keeps DistributedDataParallel's gradient sync correct.
+    """
+
+    def __init__(self, model: nn.Module, extras: nn.Module, compute_loss) -> None:
+        super().__init__()
+        self.model = model
+        self.extras = extras
+        self._compute_loss = compute_loss
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> LossOutput:
+        return self._compute_loss(self.model, batch)
+
+
+class Trainer:
+    """Fine-tunes `model` with gold-label cross-entropy; override `compute_loss` to change the objective.
+
+    Args:
+        model: a textkd classifier returning `ClassifierOutput`.
+        tokenizer: saved next to the best model.
+        config: optimiser, schedule, selection and hardware settings.
+        output_dir: the best model, `metrics.jsonl` and `checkpoint/` go here.
+        extras: trainable modules used by `compute_loss` but not part of the saved model.
+        save_info: extra fields for the saved model's `textkd_model.json`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        config: TrainConfig,
+        output_dir: str | Path,
+        *,
+        extras: nn.Module | None = None,
+        label_names: list[str] | None = None,
+        out_of_scope_label: str | None = None,
+        save_info: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        self.output_dir = Path(output_dir)
+        self.extras = extras if extras is not None else nn.ModuleDict()
+        self.label_names = label_names
+        self.out_of_scope_label = out_of_scope_label
+        self.save_info = save_info or {}
+        self.accelerator = _make_accelerator(config)
+
+    # ------------------------------------------------------------------ the hook
+    def compute_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
+        """Gold-label cross-entropy. Subclasses return their own named weighted sum."""
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        loss = cross_entropy(out.logits, batch["labels"])
+        return LossOutput(total=loss, parts={"ce": loss}, weights={"ce": 1.0})
+
+    def on_train_start(self) -> None:
+        """Called once before the first step (after device placement); subclasses prepare state here."""
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, train: ModelInputs, validation: ModelInputs, *, resume: bool = False) -> FitResult:
+        """Train, evaluate every epoch, keep the best model by validation macro-F1.
+
+        Args:
+            train: training inputs (student stream, optional teacher stream, labels).
+            validation: model selection inputs; the test split is never used here.
+            resume: continue from `output_dir/checkpoint` if one exists.
+        """
+        cfg = self.config
+        set_seed(cfg.seed)
+        acc = self.accelerator
+        steps_per_epoch = math.ceil(math.ceil(len(train) / cfg.batch_size) / acc.num_processes / cfg.grad_accum)
+        total_steps = steps_per_epoch * cfg.epochs
+        if cfg.max_steps:
+            total_steps = min(total_steps, cfg.max_steps)
+        module = _LossModule(self.model, self.extras, self.compute_loss)
+        optimizer = _make_optimizer(module, cfg, acc.device)
+        scheduler = _make_scheduler(optimizer, cfg, total_steps)
+        # The scheduler stays outside `prepare`: it steps once per optimiser step on every process.
+        module, optimizer = acc.prepare(module, optimizer)
+        state = TrainState()
+        if resume:
+            state = self._restore(module, optimizer, scheduler) or state
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            (self.output_dir / METRICS_FILE).unlink(missing_ok=True)
+        self.on_train_start()
+        with TrainProgress(enabled=cfg.progress and acc.is_main_process, total_epochs=cfg.epochs) as bar:
+            while state.epoch < cfg.epochs and not self._should_stop(state, total_steps):
+                started = time.perf_counter()
+                train_log = self._train_epoch(module, optimizer, scheduler, train, state, bar)
+                state.epoch += 1
+                metrics = self.evaluate_inputs(validation)
+                state.wall_s += time.perf_counter() - started
+                self._end_epoch(module, optimizer, scheduler, state, train_log, metrics, bar)
+        acc.wait_for_everyone()
+        best = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
+        return FitResult(self.output_dir, state.best_epoch, best, state.epoch, state.wall_s, state.history)
+
+    def _should_stop(self, state: TrainState, total_steps: int) -> bool:
+        patience = self.config.patience
+        if patience and state.bad_epochs >= patience:
+            return True
+        return bool(self.config.max_steps) and state.global_step >= total_steps
+
+    def _train_epoch(self, module, optimizer, scheduler, train: ModelInputs, state: TrainState, bar) -> dict:
+        cfg, acc = self.config, self.accelerator
+        module.train()
+        batches = epoch_batches(train.lengths, cfg.batch_size, seed=cfg.seed, epoch=state.epoch, bucket=cfg.bucket)
+        batches = _shard(batches, acc.process_index, acc.num_processes)
+        sums: dict[str, torch.Tensor] = {}
+        bar.start_epoch(state.epoch + 1, len(batches))
+        for i, indices in enumerate(batches):
+            batch = {k: v.to(acc.device, non_blocking=True) for k, v in train.batch(indices).items()}
+            with acc.accumulate(module), acc.autocast():
+                out = module(batch)
+                acc.backward(out.total)
+                if acc.sync_gradients and cfg.max_grad_norm:
+                    acc.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            if acc.sync_gradients:
+                scheduler.step()
+                state.global_step += 1
+            for name, value in out.parts.items():  # summed on the device: no host sync per step
+                sums[name] = sums.get(name, 0.0) + value.detach().float()
+            sums["loss"] = sums.get("loss", 0.0) + out.total.detach().float()
+            if i % 20 == 0 or i == len(batches) - 1:
+                bar.update_step(i + 1, float(sums["loss"]) / (i + 1))
+            if cfg.max_steps and state.global_step >= cfg.max_steps:
+                break
+        n = max(1, i + 1) if batches else 1
+        log = {f"train_{k}": float(v) / n for k, v in sums.items()}
+        log["lr"] = scheduler.get_last_lr()[0]
+        return log
+
+    def _end_epoch(self, module, optimizer, scheduler, state, train_log, metrics, bar) -> None:
+        acc = self.accelerator
+        improved = metrics["macro_f1"] > state.best_metric
+        if improved:
+            state.best_metric, state.best_epoch, state.bad_epochs = metrics["macro_f1"], state.epoch, 0
+        else:
+            state.bad_epochs += 1
+        row = {"epoch": state.epoch, "step": state.global_step, **train_log}
+        row.update({f"val_{k}": metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")})
+        row.update({"best": improved, "wall_s": round(state.wall_s, 3)})
+        state.history.append(row)
+        if acc.is_main_process:
+            append_jsonl(self.output_dir / METRICS_FILE, row)
+            if improved:
+                self.save_best()
+            save_checkpoint(self.output_dir / "checkpoint", acc.unwrap_model(module), optimizer, scheduler,
+                            asdict(state))
+        bar.end_epoch(row)
+        acc.wait_for_everyone()
+
+    def save_best(self) -> None:
+        """Save the current model as the run's result (atomic: a half-written model is never visible)."""
+        from textkd.models.io import save_model
+
+        save_model(self.accelerator.unwrap_model(self.model), self.tokenizer, self.output_dir, extra=self.save_info)
+
+    def _restore(self, module, optimizer, scheduler) -> TrainState | None:
+        values = load_checkpoint(self.output_dir / "checkpoint", self.accelerator.unwrap_model(module),
+                                 optimizer, scheduler)
+        if values is None:
+            return None
+        return TrainState(**values)
+
+    # ------------------------------------------------------------------ evaluation
+    def predict_logits(self, inputs: ModelInputs) -> np.ndarray:
+        """Logits (N, C) in input order, computed in length-sorted batches."""
+        outputs = forward_outputs(self.model, inputs, self.config.eval_batch_size, device=self.accelerator.device,
+                                  autocast=self.accelerator.autocast)
+        return outputs["logits"]
+
+    def evaluate_inputs(self, inputs: ModelInputs) -> dict[str, Any]:
+        logits = self.predict_logits(inputs)
+        probs = softmax(logits)
+        return classification_metrics(inputs.labels, logits.argmax(-1), probs=probs, label_names=self.label_names,
+                                      out_of_scope_label=self.out_of_scope_label)
+
+
+def _shard(batches: list[np.ndarray], rank: int, world: int) -> list[np.ndarray]:
+    """Each process takes every `world`-th batch; all take the same count so collectives line up."""
+    if world == 1:
+        return batches
+    usable = len(batches) // world * world
+    return batches[rank:usable:world]
+
+
+def _make_accelerator(cfg: TrainConfig):
+    from accelerate import Accelerator
+
+    mixed = cfg.mixed_precision
+    use_cpu = cfg.device == "cpu" or not torch.cuda.is_available()
+    if mixed == "auto":
+        mixed = "bf16" if not use_cpu and torch.cuda.is_bf16_supported() else "no"
+    return Accelerator(mixed_precision=mixed, gradient_accumulation_steps=cfg.grad_accum, cpu=use_cpu)
+
+
+def _make_optimizer(module: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW without weight decay on biases and LayerNorm weights (the BERT recipe); fused on CUDA."""
+    decay, no_decay = [], []
+    for name, param in module.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(param)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = device.type == "cuda"
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
+
+
+def _make_scheduler(optimizer, cfg: TrainConfig, total_steps: int):
+    """Linear warm-up over `warmup_ratio` of the steps, then linear decay to zero."""
+    warmup = int(round(cfg.warmup_ratio * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def remove_checkpoint(output_dir: str | Path) -> None:
+    """Drop the resumable checkpoint once a run is complete and its result saved."""
+    shutil.rmtree(Path(output_dir) / "checkpoint", ignore_errors=True)

@@ -1,0 +1,107 @@
+"""The training loop: learning, selection, checkpoints and exact resumption on tiny offline models."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from textkd.config import TrainConfig
+from textkd.data.batching import ModelInputs, epoch_batches
+from textkd.data.tokenize import encode
+from textkd.training.trainer import Trainer
+from textkd.utils import read_jsonl
+
+
+def _inputs(dataset, tokenizer) -> ModelInputs:
+    return ModelInputs({"": encode(dataset.texts, tokenizer, 32)}, dataset.labels)
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = {"epochs": 4, "batch_size": 8, "lr": 3e-3, "warmup_ratio": 0.0, "patience": 0, "progress": False,
+            "device": "cpu", "seed": 7}
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_tiny_teacher_overfits_16_examples(tiny_teacher, tiny_tokenizer, tiny_dataset, tmp_path):
+    sixteen = tiny_dataset.subset(range(16))
+    model = copy.deepcopy(tiny_teacher)
+    trainer = Trainer(model, tiny_tokenizer, _cfg(epochs=40, lr=5e-3, batch_size=4), tmp_path,
+                      label_names=tiny_dataset.label_names)
+    inputs = _inputs(sixteen, tiny_tokenizer)
+    trainer.fit(inputs, inputs)
+    metrics = trainer.evaluate_inputs(inputs)
+    assert metrics["accuracy"] == 1.0
+
+
+def test_best_model_and_metrics_file(tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path):
+    trainer = Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(), tmp_path,
+                      label_names=tiny_splits.label_names)
+    result = trainer.fit(_inputs(tiny_splits.train, tiny_tokenizer), _inputs(tiny_splits.validation, tiny_tokenizer))
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert {"train_loss", "train_ce", "val_accuracy", "val_macro_f1", "lr"} <= set(rows[0])
+    best = max(rows, key=lambda r: r["val_macro_f1"])
+    assert result.best_epoch == best["epoch"]
+    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "checkpoint" / "state.json").is_file()
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashingTrainer(Trainer):
+    """Dies right after the checkpoint of epoch `crash_after` is written (a crash mid-run)."""
+
+    crash_after = 2
+
+    def _end_epoch(self, *args, **kwargs):
+        super()._end_epoch(*args, **kwargs)
+        if args[3].epoch == self.crash_after:
+            raise _Crash
+
+
+def test_resume_matches_uninterrupted_run(tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path):
+    train, val = _inputs(tiny_splits.train, tiny_tokenizer), _inputs(tiny_splits.validation, tiny_tokenizer)
+    names = tiny_splits.label_names
+    Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(), tmp_path / "a", label_names=names).fit(train, val)
+
+    with pytest.raises(_Crash):
+        _CrashingTrainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(), tmp_path / "b",
+                         label_names=names).fit(train, val)
+    torch.manual_seed(12345)  # the resumed run must not depend on the RNG state it starts in
+    fresh = copy.deepcopy(tiny_teacher)
+    Trainer(fresh, tiny_tokenizer, _cfg(), tmp_path / "b", label_names=names).fit(train, val, resume=True)
+
+    a = load_file(tmp_path / "a" / "checkpoint" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "checkpoint" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    rows_a, rows_b = read_jsonl(tmp_path / "a" / "metrics.jsonl"), read_jsonl(tmp_path / "b" / "metrics.jsonl")
+    strip = [{k: v for k, v in r.items() if k != "wall_s"} for r in rows_a]
+    assert strip == [{k: v for k, v in r.items() if k != "wall_s"} for r in rows_b]
+
+
+def test_early_stopping_stops(tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path):
+    trainer = Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(epochs=30, lr=0.0, patience=2), tmp_path,
+                      label_names=tiny_splits.label_names)
+    result = trainer.fit(_inputs(tiny_splits.train, tiny_tokenizer), _inputs(tiny_splits.validation, tiny_tokenizer))
+    assert result.epochs_run == 3  # lr 0: epoch 1 is best, two more without improvement
+
+
+def test_epoch_batches_deterministic_and_complete():
+    lengths = np.random.default_rng(0).integers(1, 60, size=1000)
+    a = epoch_batches(lengths, 32, seed=1, epoch=3)
+    b = epoch_batches(lengths, 32, seed=1, epoch=3)
+    assert all((x == y).all() for x, y in zip(a, b, strict=True))
+    assert sorted(np.concatenate(a).tolist()) == list(range(1000))
+    assert not all((x == y).all() for x, y in zip(a, epoch_batches(lengths, 32, seed=1, epoch=4), strict=True))
+    # bucketing: far less padding than random batches
+    padded = sum(len(x) * lengths[x].max() for x in a)
+    unbucketed = sum(len(x) * lengths[x].max() for x in epoch_batches(lengths, 32, seed=1, epoch=3, bucket=False))
+    assert padded < 0.75 * unbucketed
