@@ -20,7 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import BertConfig, BertModel, PretrainedConfig, PreTrainedModel
-from transformers import initialization as init
+
+try:  # transformers >= 5: init functions that respect already-loaded weights
+    from transformers import initialization as init
+except ImportError:  # pragma: no cover - older transformers
+    from torch.nn import init
 
 from textkd.errors import ConfigError
 from textkd.models.outputs import ClassifierOutput
@@ -40,19 +44,29 @@ class TextkdClassifierConfig(PretrainedConfig):
     """
 
     model_type = "textkd-classifier"
-    sub_configs_defaults = {"encoder": BertConfig}
+    sub_configs = {"encoder": BertConfig}
 
-    encoder: dict | PretrainedConfig | None = None
-    pooling: str = "mean"
-    head: str = "mlp"
-    head_dropout: float = 0.1
-
-    def __post_init__(self, **kwargs: Any) -> None:
-        super().__post_init__(**kwargs)
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"unknown pooling {self.pooling!r}", hint=f"use one of {', '.join(POOLINGS)}")
-        if self.head not in HEADS:
-            raise ConfigError(f"unknown head {self.head!r}", hint=f"use one of {', '.join(HEADS)}")
+    def __init__(
+        self,
+        encoder: dict | PretrainedConfig | None = None,
+        pooling: str = "mean",
+        head: str = "mlp",
+        head_dropout: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        # A classic __init__ (not the dataclass-style config of recent transformers) so that the same
+        # config.json loads across transformers versions; the encoder is always a BertConfig here.
+        if pooling not in POOLINGS:
+            raise ConfigError(f"unknown pooling {pooling!r}", hint=f"use one of {', '.join(POOLINGS)}")
+        if head not in HEADS:
+            raise ConfigError(f"unknown head {head!r}", hint=f"use one of {', '.join(HEADS)}")
+        if isinstance(encoder, dict):
+            encoder = BertConfig(**encoder)
+        self.encoder = encoder if encoder is not None else BertConfig()
+        self.pooling = pooling
+        self.head = head
+        self.head_dropout = head_dropout
+        super().__init__(**kwargs)
 
 
 def label_maps(num_labels: int, id2label: dict[int, str] | list[str] | None) -> dict[str, Any]:
@@ -146,6 +160,21 @@ class TextkdClassifier(PreTrainedModel):
         if isinstance(module, nn.Linear):
             init.normal_(module.weight, mean=0.0, std=std)
             init.zeros_(module.bias)
+
+    @property
+    def num_layers(self) -> int:
+        """Transformer layers of the encoder."""
+        return self.config.encoder.num_hidden_layers
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of every hidden state (and of the pooled vector)."""
+        return self.config.encoder.hidden_size
+
+    @property
+    def pooled_size(self) -> int:
+        """Width of `ClassifierOutput.pooled`."""
+        return self.config.encoder.hidden_size
 
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.get_input_embeddings()

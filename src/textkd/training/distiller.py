@@ -60,7 +60,7 @@ class Distiller(Trainer):
         if self.needs_pooled:
             extras["pooled_proj"] = nn.Linear(student_pooled_dim, teacher_pooled_dim)  # (B, Hs) -> (B, Ht)
         if self.needs_layers:
-            student_width, teacher_width = model.config.hidden_size, teacher.config.hidden_size
+            student_width, teacher_width = model.hidden_size, teacher.hidden_size
             extras["hidden_proj"] = nn.Linear(student_width, teacher_width)  # TinyBERT's W_h, shared
         super().__init__(model, tokenizer, config, output_dir, extras=extras, **kwargs)
         if teacher is not None:
@@ -115,7 +115,7 @@ class Distiller(Trainer):
                            output_hidden_states=self.needs_layers or None,
                            output_attentions=self.needs_attentions or None)
         result: dict[str, Any] = {"teacher_logits": out.logits.float(), "teacher_pooled": out.pooled}
-        student_layers = self.model.config.num_hidden_layers if self.needs_layers or self.needs_attentions else 0
+        student_layers = self.model.num_layers if self.needs_layers or self.needs_attentions else 0
         if self.needs_layers:
             mapping = layer_map(student_layers, len(out.hidden_states) - 1)
             result["teacher_hidden_states"] = [out.hidden_states[i] for i in mapping]

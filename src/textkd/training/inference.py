@@ -32,6 +32,8 @@ def forward_outputs(
     """
     was_training = model.training
     model.eval()
+    if device is not None:
+        model.to(device)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     results: dict[str, np.ndarray] = {}
     pending: list[tuple[np.ndarray, dict[str, torch.Tensor]]] = []

@@ -175,10 +175,12 @@ class Trainer:
         batches = _shard(batches, acc.process_index, acc.num_processes)
         sums: dict[str, torch.Tensor] = {}
         bar.start_epoch(state.epoch + 1, len(batches))
-        for i, indices in enumerate(batches):
+        steps = 0
+        for indices in batches:
             batch = {k: v.to(acc.device, non_blocking=True) for k, v in train.batch(indices).items()}
-            with acc.accumulate(module), acc.autocast():
-                out = module(batch)
+            with acc.accumulate(module):
+                with acc.autocast():
+                    out = module(batch)
                 acc.backward(out.total)
                 if acc.sync_gradients and cfg.max_grad_norm:
                     acc.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
@@ -187,15 +189,16 @@ class Trainer:
             if acc.sync_gradients:
                 scheduler.step()
                 state.global_step += 1
+            steps += 1
             for name, value in out.parts.items():  # summed on the device: no host sync per step
                 sums[name] = sums.get(name, 0.0) + value.detach().float()
             sums["loss"] = sums.get("loss", 0.0) + out.total.detach().float()
-            if i % 20 == 0 or i == len(batches) - 1:
-                bar.update_step(i + 1, float(sums["loss"]) / (i + 1))
+            if steps % 25 == 0:
+                bar.update_step(steps, float(sums["loss"]) / steps)
             if cfg.max_steps and state.global_step >= cfg.max_steps:
                 break
-        n = max(1, i + 1) if batches else 1
-        log = {f"train_{k}": float(v) / n for k, v in sums.items()}
+        log = {f"train_{k}": float(v) / max(1, steps) for k, v in sums.items()}
+        bar.update_step(steps, log.get("train_loss", float("nan")))
         log["lr"] = scheduler.get_last_lr()[0]
         return log
 

@@ -16,7 +16,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
-from transformers import initialization as init
+
+try:  # transformers >= 5: init functions that respect already-loaded weights
+    from transformers import initialization as init
+except ImportError:  # pragma: no cover - older transformers
+    from torch.nn import init
 
 from textkd.config import StudentConfig
 from textkd.errors import ConfigError
@@ -48,22 +52,31 @@ class BiLSTMConfig(PretrainedConfig):
 
     model_type = "textkd-bilstm"
 
-    vocab_size: int = 8000
-    embedding_dim: int = 300
-    hidden_size: int = 300
-    num_layers: int = 2
-    dropout: float = 0.2
-    pooling: str = "mean"
-    pad_token_id: int | None = 0
-    max_len: int | None = None
-    initializer_range: float = 0.02
-
-    def __post_init__(self, **kwargs: Any) -> None:
-        super().__post_init__(**kwargs)
-        if self.pooling not in BILSTM_POOLINGS:
-            raise ConfigError(
-                f"unknown BiLSTM pooling {self.pooling!r}", hint=f"use one of {', '.join(BILSTM_POOLINGS)}"
-            )
+    def __init__(
+        self,
+        vocab_size: int = 8000,
+        embedding_dim: int = 300,
+        hidden_size: int = 300,
+        num_layers: int = 2,
+        dropout: float = 0.2,
+        pooling: str = "mean",
+        pad_token_id: int | None = 0,
+        max_len: int | None = None,
+        initializer_range: float = 0.02,
+        **kwargs: Any,
+    ) -> None:
+        # A classic __init__ so the same config.json loads across transformers versions.
+        if pooling not in BILSTM_POOLINGS:
+            raise ConfigError(f"unknown BiLSTM pooling {pooling!r}", hint=f"use one of {', '.join(BILSTM_POOLINGS)}")
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.pooling = pooling
+        self.max_len = max_len
+        self.initializer_range = initializer_range
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
 
 
 class BiLSTMClassifier(PreTrainedModel):
@@ -79,6 +92,11 @@ class BiLSTMClassifier(PreTrainedModel):
     config_class = BiLSTMConfig
     base_model_prefix = "bilstm"
     main_input_name = "input_ids"
+
+    @property
+    def pooled_size(self) -> int:
+        """Width of `ClassifierOutput.pooled`: both directions of the last LSTM layer."""
+        return 2 * self.config.hidden_size
 
     def __init__(self, config: BiLSTMConfig) -> None:
         super().__init__(config)

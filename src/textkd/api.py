@@ -1,0 +1,309 @@
+"""The public Python API. The CLI only parses arguments and calls these functions.
+
+Example:
+    >>> import textkd
+    >>> cfg = textkd.load_config("recipes/bbc-news.yaml")  # doctest: +SKIP
+    >>> teacher = textkd.train_teacher(cfg)  # doctest: +SKIP
+    >>> results = textkd.distill(cfg, teacher.output_dir, methods=["none", "soft"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from textkd.config import Config, DataConfig, from_dict, save_config, to_dict
+from textkd.data.batching import STUDENT, TEACHER, ModelInputs
+from textkd.data.dataset import DatasetSplits, TextDataset
+from textkd.data.loading import load_splits
+from textkd.data.tokenize import encode, tokenizer_fingerprint
+from textkd.errors import ConfigError, DataError
+from textkd.evaluation.metrics import agreement, classification_metrics
+from textkd.losses.composite import build_loss
+from textkd.models.backbones import build_teacher
+from textkd.models.classifier import TextkdClassifier
+from textkd.models.io import count_parameters, load_model, model_size_mb
+from textkd.models.students import build_student
+from textkd.training.cache import teacher_outputs
+from textkd.training.distiller import Distiller
+from textkd.training.inference import forward_outputs, softmax
+from textkd.training.trainer import FitResult, Trainer, remove_checkpoint
+from textkd.utils import atomic_write_json, set_seed
+
+METHODS = ("none", "hard", "soft", "soft+hidden")
+EVAL_FILE = "eval_{split}.json"
+
+
+@dataclass
+class TrainResult:
+    """A trained model: where it is, how it did on validation (selection) and on test."""
+
+    output_dir: Path
+    method: str | None
+    fit: FitResult
+    test_metrics: dict[str, Any]
+    params: int
+    size_mb: float
+
+
+def load_data(data: DataConfig | None = None) -> DatasetSplits:
+    """Load and validate a dataset's train/validation/test splits (see `textkd data list`)."""
+    return load_splits(data or DataConfig())
+
+
+def train_teacher(
+    cfg: Config, output_dir: str | Path | None = None, *, resume: bool = False, splits: DatasetSplits | None = None
+) -> TrainResult:
+    """Fine-tune the teacher described by `cfg.teacher` on `cfg.data`; select on validation, report test.
+
+    Example:
+        >>> cfg = load_config(overrides={"data.name": "bbc-news", "teacher.train.epochs": 3})  # doctest: +SKIP
+        >>> result = train_teacher(cfg, "runs/bbc/teacher")  # doctest: +SKIP
+        >>> result.test_metrics["accuracy"]  # doctest: +SKIP
+    """
+    splits = splits or load_splits(cfg.data)
+    out = Path(output_dir) if output_dir else Path(cfg.output_dir) / (cfg.name or splits.name) / "teacher"
+    set_seed(cfg.teacher.train.seed)
+    model, tokenizer = build_teacher(cfg.teacher, splits.label_names, splits.train.texts, splits.language)
+    save_config(cfg, out / "config.yaml")
+    info = {"kind": "teacher", "backbone": cfg.teacher.backbone, "data": to_dict(cfg.data)}
+    trainer = Trainer(model, tokenizer, cfg.teacher.train, out, label_names=splits.label_names,
+                      out_of_scope_label=splits.out_of_scope_label, save_info=info)
+    fit = trainer.fit(_inputs(splits.train, tokenizer, cfg.data.max_len),
+                      _inputs(splits.validation, tokenizer, cfg.data.max_len), resume=resume)
+    return _finish(out, None, fit, splits, cfg.data.max_len)
+
+
+def distill(
+    cfg: Config,
+    teacher_dir: str | Path,
+    output_dir: str | Path | None = None,
+    *,
+    methods: list[str] | None = None,
+    resume: bool = False,
+    splits: DatasetSplits | None = None,
+) -> list[TrainResult]:
+    """Train `cfg.student` with each method; every method shares seed, data order, epochs and schedule.
+
+    Args:
+        teacher_dir: a teacher saved by `train_teacher` (or any textkd classifier directory).
+        output_dir: the grid folder; each method writes `<output_dir>/<student>-<method>/`.
+        methods: any of none, hard, soft, soft+hidden; default `[cfg.distill.method]`.
+
+    Example:
+        >>> results = distill(cfg, "runs/bbc/teacher", methods=["none", "soft"])  # doctest: +SKIP
+        >>> [r.test_metrics["accuracy"] for r in results]  # doctest: +SKIP
+    """
+    methods = methods or [cfg.distill.method]
+    for method in methods:
+        if method not in METHODS:
+            raise ConfigError(f"unknown method {method!r}", hint=f"choose from {', '.join(METHODS)}")
+    teacher, teacher_tokenizer = load_model(teacher_dir)
+    splits = splits or load_splits(cfg.data)
+    _check_labels(teacher, splits, teacher_dir)
+    grid = Path(output_dir) if output_dir else Path(cfg.output_dir) / (cfg.name or splits.name) / "students"
+    results = [_distill_one(cfg, method, teacher, teacher_tokenizer, Path(teacher_dir), splits, grid, resume)
+               for method in methods]
+    _write_grid_summary(grid, cfg, results)
+    return results
+
+
+def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, grid, resume) -> TrainResult:
+    train_cfg = cfg.student.train
+    out = grid / f"{cfg.student.preset}-{method.replace('+', '-')}"
+    set_seed(train_cfg.seed)  # the same initial student for every method
+    student, tokenizer = build_student(cfg.student, teacher, teacher_tokenizer, splits.label_names,
+                                       splits.train.texts, splits.language)
+    save_config(replace(cfg, distill=replace(cfg.distill, method=method)), out / "config.yaml")
+    max_len = cfg.data.max_len
+    shared = tokenizer_fingerprint(tokenizer) == tokenizer_fingerprint(teacher_tokenizer)
+    train = _inputs(splits.train, tokenizer, max_len, None if shared else teacher_tokenizer)
+    prefix = STUDENT if shared else TEACHER
+    # Layer-mapped hidden states and attention maps need a transformer student reading the teacher's tokens.
+    layer_terms = shared and isinstance(student, TextkdClassifier) and isinstance(teacher, TextkdClassifier)
+    loss = build_loss(method, cfg.distill, layer_terms=layer_terms)
+    cached = None
+    needs_teacher = method != "none"
+    if needs_teacher and cfg.distill.cache:
+        cached = teacher_outputs(teacher, train, teacher_dir=teacher_dir, prefix=prefix,
+                                 need_pooled=method == "soft+hidden", batch_size=train_cfg.eval_batch_size,
+                                 device=_device(train_cfg))
+    dims = (student.pooled_size, teacher.pooled_size) if method == "soft+hidden" else (None, None)
+    info = {"kind": "student", "preset": cfg.student.preset, "method": method, "teacher": str(teacher_dir),
+            "data": to_dict(cfg.data), "loss": repr(loss)}
+    distiller = Distiller(student, tokenizer, train_cfg, out, teacher=teacher if needs_teacher else None, loss=loss,
+                          teacher_outputs=cached, teacher_prefix=prefix, student_pooled_dim=dims[0],
+                          teacher_pooled_dim=dims[1], label_names=splits.label_names,
+                          out_of_scope_label=splits.out_of_scope_label, save_info=info)
+    fit = distiller.fit(train, _inputs(splits.validation, tokenizer, max_len), resume=resume)
+    return _finish(out, method, fit, splits, max_len, teacher_dir=teacher_dir)
+
+
+def _finish(out: Path, method, fit: FitResult, splits: DatasetSplits, max_len: int, teacher_dir=None) -> TrainResult:
+    """Evaluate the selected (best-on-validation) model on test, write eval JSON, drop the checkpoint."""
+    metrics = evaluate(out, splits=splits, split="test", max_len=max_len, teacher_dir=teacher_dir)
+    remove_checkpoint(out)
+    model, _ = load_model(out)
+    return TrainResult(out, method, fit, metrics, count_parameters(model), model_size_mb(out))
+
+
+def evaluate(
+    model_dir: str | Path,
+    data: DataConfig | None = None,
+    *,
+    split: str = "test",
+    splits: DatasetSplits | None = None,
+    max_len: int | None = None,
+    teacher_dir: str | Path | None = None,
+    write: bool = True,
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Accuracy, macro/weighted F1, per-class scores, confusion matrix and ECE of a saved model.
+
+    Without `data`, the dataset the model was trained on is used (from its `textkd_model.json`).
+    The metrics are written to `<model_dir>/eval_<split>.json` unless `write=False`.
+
+    Example:
+        >>> m = evaluate("runs/bbc/teacher")  # doctest: +SKIP
+        >>> round(m["accuracy"], 3)  # doctest: +SKIP
+    """
+    model, tokenizer = load_model(model_dir)
+    if splits is None:
+        data = data or _model_data_config(model_dir)
+        splits = load_splits(data)
+        max_len = max_len or data.max_len
+    dataset = splits.split(split)
+    labels = _labels_for_model(model, dataset, model_dir)
+    inputs = ModelInputs({STUDENT: encode(dataset.texts, tokenizer, max_len or 128)}, labels)
+    started = time.perf_counter()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    logits = forward_outputs(model.to(device), inputs, batch_size, device=device)["logits"]
+    metrics = classification_metrics(labels, logits.argmax(-1), probs=softmax(logits),
+                                     label_names=_model_labels(model),
+                                     out_of_scope_label=splits.out_of_scope_label)
+    metrics.update({"split": split, "rows": len(dataset), "dataset": splits.name, "notes": splits.notes,
+                    "partial_train": splits.partial, "eval_s": round(time.perf_counter() - started, 3)})
+    if teacher_dir is not None:
+        teacher, teacher_tokenizer = load_model(teacher_dir)
+        teacher.to(device)
+        teacher_inputs = ModelInputs({STUDENT: encode(dataset.texts, teacher_tokenizer, max_len or 128)}, labels)
+        teacher_logits = teacher_outputs(teacher, teacher_inputs, teacher_dir=teacher_dir, batch_size=batch_size,
+                                         device=device).logits
+        metrics["agreement_with_teacher"] = agreement(logits.argmax(-1), np.asarray(teacher_logits).argmax(-1))
+    if write:
+        atomic_write_json(Path(model_dir) / EVAL_FILE.format(split=split), metrics)
+    return metrics
+
+
+def predict(model_dir: str | Path, texts: list[str], *, top_k: int = 3, max_len: int = 512) -> dict[str, Any]:
+    """Top-k labels with probabilities for each text, and the latency of the call.
+
+    Returns:
+        {"model": str, "latency_ms": float, "predictions": [{"text": str, "labels": [{"label": str,
+        "score": float}, ...]}, ...]} with labels sorted by decreasing probability.
+
+    Example:
+        >>> out = predict("runs/bbc/teacher", ["Stocks fell sharply today"], top_k=2)  # doctest: +SKIP
+        >>> out["predictions"][0]["labels"][0]["label"]  # doctest: +SKIP
+        'business'
+    """
+    if not texts:
+        raise DataError("no texts to predict", hint="pass texts as arguments or --file FILE")
+    model, tokenizer = load_model(model_dir)
+    names = _model_labels(model)
+    k = max(1, min(top_k, len(names)))
+    started = time.perf_counter()
+    inputs = ModelInputs({STUDENT: encode(texts, tokenizer, max_len)}, np.zeros(len(texts), dtype=np.int64))
+    probs = softmax(forward_outputs(model, inputs, 64)["logits"])
+    latency_ms = (time.perf_counter() - started) * 1000
+    predictions = []
+    for text, row in zip(texts, probs, strict=True):
+        top = np.argsort(-row)[:k]
+        predictions.append({"text": text, "labels": [{"label": names[i], "score": float(row[i])} for i in top]})
+    return {"model": str(model_dir), "latency_ms": round(latency_ms, 3), "predictions": predictions}
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _inputs(dataset: TextDataset, tokenizer, max_len: int, teacher_tokenizer=None) -> ModelInputs:
+    streams = {STUDENT: encode(dataset.texts, tokenizer, max_len)}
+    if teacher_tokenizer is not None:
+        streams[TEACHER] = encode(dataset.texts, teacher_tokenizer, max_len)
+    return ModelInputs(streams, dataset.labels)
+
+
+def _device(train_cfg) -> str:
+    if train_cfg.device:
+        return train_cfg.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _model_labels(model) -> list[str]:
+    id2label = model.config.id2label
+    return [id2label[i] for i in range(len(id2label))]
+
+
+def _labels_for_model(model, dataset: TextDataset, model_dir) -> np.ndarray:
+    """Map the dataset's label ids onto the model's label ids by name."""
+    names = _model_labels(model)
+    index = {name: i for i, name in enumerate(names)}
+    missing = sorted({dataset.label_names[i] for i in set(dataset.labels.tolist())} - set(index))
+    if missing:
+        raise DataError(f"labels {missing[:5]} are not among the model's {len(names)} labels",
+                        path=model_dir, hint="evaluate on the dataset the model was trained on")
+    lookup = np.array([index.get(name, -1) for name in dataset.label_names], dtype=np.int64)
+    return lookup[dataset.labels]
+
+
+def _check_labels(teacher, splits: DatasetSplits, teacher_dir) -> None:
+    if _model_labels(teacher) != list(splits.label_names):
+        raise DataError(f"the teacher's {teacher.config.num_labels} labels differ from the dataset's "
+                        f"{splits.num_labels}", path=teacher_dir,
+                        hint="distil on the dataset (and label order) the teacher was trained on")
+
+
+def _model_data_config(model_dir) -> DataConfig:
+    import json
+
+    info_path = Path(model_dir) / "textkd_model.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    if "data" not in info:
+        raise ConfigError("the model does not record its dataset", path=model_dir,
+                          hint="pass --data NAME (or --train/--test files)")
+    return from_dict(DataConfig, info["data"])
+
+
+def _write_grid_summary(grid: Path, cfg: Config, results: list[TrainResult]) -> None:
+    """State what every method shared (the fairness of the comparison) next to their figures.
+
+    One file per student preset, `comparison_<preset>.json`; methods run later are merged in.
+    """
+    train = cfg.student.train
+    path = grid / f"comparison_{cfg.student.preset}.json"
+    previous = json.loads(path.read_text(encoding="utf-8")).get("results", []) if path.is_file() else []
+    rows = {row["method"]: row for row in previous}
+    for r in results:
+        rows[r.method] = {"method": r.method, "dir": str(r.output_dir), "accuracy": r.test_metrics["accuracy"],
+                          "macro_f1": r.test_metrics["macro_f1"],
+                          "agreement_with_teacher": r.test_metrics.get("agreement_with_teacher"),
+                          "best_epoch": r.fit.best_epoch, "wall_s": round(r.fit.wall_s, 2), "params": r.params,
+                          "size_mb": round(r.size_mb, 3)}
+    summary = {
+        "student": cfg.student.preset,
+        "init": cfg.student.init,
+        "shared": {"seed": train.seed, "epochs": train.epochs, "batch_size": train.batch_size, "lr": train.lr,
+                   "optimizer": "AdamW", "weight_decay": train.weight_decay,
+                   "schedule": f"linear warm-up {train.warmup_ratio:.0%} then linear decay",
+                   "initial_weights": "identical for every method (seeded before the student is built)",
+                   "data_order": "length-bucketed, seeded by (seed, epoch): identical for every method"},
+        "distill": to_dict(cfg.distill),
+        "results": [rows[m] for m in METHODS if m in rows],
+    }
+    atomic_write_json(path, summary)

@@ -1,0 +1,273 @@
+"""The `textkd` command line: thin typer commands that parse arguments and call `textkd.api`.
+
+Any config value can be overridden with a dotted option after the named ones, e.g.
+`textkd teacher recipes/banking77.yaml --train.lr 1e-4 --data.max_len 64`. In `textkd teacher`,
+`--train.*` means `--teacher.train.*`; in `textkd distill`, it means `--student.train.*`.
+User errors print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from textkd import api
+from textkd.config import Config, DataConfig, load_config, parse_cli_overrides
+from textkd.errors import TextkdError
+
+app = typer.Typer(
+    name="textkd",
+    help="Distil a large text classifier into a small fast one, and prove the trade.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="List dataset presets and inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
+_DATA_DIR_HELP = "Folder holding <preset>/... files (default $TEXTKD_DATA_DIR, else download once)."
+
+
+def user_errors(func):
+    """Turn `TextkdError` into one line on stderr and exit code 2, with no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TextkdError as err:
+            err_console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def _config(recipe: Path | None, extra: list[str], named: dict[str, Any], alias: str | None = None) -> Config:
+    """Defaults <- recipe <- named options <- dotted overrides (last wins)."""
+    overrides = {k: v for k, v in named.items() if v is not None}
+    overrides.update(parse_cli_overrides(extra, {"train": alias} if alias else None))
+    return load_config(recipe, overrides)
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+@data_app.command("list")
+@user_errors
+def data_list(data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP)) -> None:
+    """Show the built-in dataset presets and where each one is found."""
+    from textkd.data.presets import list_presets
+    from textkd.data.stats import render_presets
+
+    console.print(render_presets(list_presets(data_dir)))
+
+
+@data_app.command("show")
+@user_errors
+def data_show(
+    name: str | None = typer.Argument(None, help="A preset name (see `textkd data list`)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+    variant: str | None = typer.Option(None, help="Preset variant (clinc150: full, small, imbalanced, plus)."),
+    train: str | None = typer.Option(None, help="Training file (CSV, TSV, JSONL, JSON) instead of a preset."),
+    validation: str | None = typer.Option(None, help="Validation file (default: carved from train)."),
+    test: str | None = typer.Option(None, help="Test file."),
+    text_column: str = typer.Option("text", help="Column or key holding the text."),
+    label_column: str = typer.Option("label", help="Column or key holding the label."),
+    label_file: str | None = typer.Option(None, help="Label list: one name per line, or a JSON list."),
+    tokenizer: str | None = typer.Option(None, help="Tokenizer for length percentiles (name or path)."),
+    max_len: int = typer.Option(128, help="Report the share of texts longer than this many tokens."),
+    as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+) -> None:
+    """Split sizes, labels, class balance, token lengths and duplicates of a dataset."""
+    from textkd.data.stats import dataset_stats, render_stats
+
+    if name is None and train is None:
+        raise TextkdError("name a preset or pass --train FILE --test FILE", hint="see `textkd data list`")
+    data = DataConfig(name=name or "files", data_dir=data_dir, variant=variant, train=train,
+                      validation=validation, test=test, text_column=text_column, label_column=label_column,
+                      label_file=label_file, max_len=max_len)
+    splits = api.load_data(data)
+    tok = _load_tokenizer(tokenizer) if tokenizer else None
+    stats = dataset_stats(splits, tokenizer=tok, max_len=max_len)
+    if as_json:
+        console.print_json(json.dumps(stats, default=str))
+    else:
+        console.print(render_stats(stats))
+
+
+def _load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    from textkd.models.backbones import resolve_backbone
+
+    try:
+        return AutoTokenizer.from_pretrained(resolve_backbone(name))
+    except OSError as err:
+        raise TextkdError(f"cannot load tokenizer {name!r}: {err}".splitlines()[0]) from None
+
+
+# --------------------------------------------------------------------------------------------- teacher
+
+
+@app.command("teacher", context_settings=OVERRIDES)
+@user_errors
+def teacher_cmd(
+    ctx: typer.Context,
+    recipe: Path | None = typer.Argument(None, help="YAML recipe with config overrides."),
+    data: str | None = typer.Option(None, "--data", help="Dataset preset (or 'files' with --data.train ...)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+    backbone: str | None = typer.Option(None, help="minilm-l6, a local path, a hub id, or 'scratch'."),
+    pooling: str | None = typer.Option(None, help="mean (masked mean of the last layer) or cls."),
+    head: str | None = typer.Option(None, help="mlp (Dropout, Linear, GELU, Dropout, Linear) or linear."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output folder (default runs/<name>/teacher)."),
+    resume: bool = typer.Option(False, help="Continue from the last checkpoint in the output folder."),
+) -> None:
+    """Fine-tune a teacher: backbone + pooling + head, selected on validation macro-F1.
+
+    Example: textkd teacher recipes/banking77.yaml --data-dir ../shared/data --train.epochs 10
+    """
+    named = {"data.name": data, "data.data_dir": data_dir, "teacher.backbone": backbone,
+             "teacher.pooling": pooling, "teacher.head": head}
+    cfg = _config(recipe, ctx.args, named, alias="teacher.train")
+    result = api.train_teacher(cfg, output, resume=resume)
+    _print_result("teacher", result)
+
+
+# --------------------------------------------------------------------------------------------- distill
+
+
+@app.command("distill", context_settings=OVERRIDES)
+@user_errors
+def distill_cmd(
+    ctx: typer.Context,
+    teacher: Path = typer.Option(..., "--teacher", help="A trained teacher folder."),
+    recipe: Path | None = typer.Argument(None, help="YAML recipe with config overrides."),
+    student: str | None = typer.Option(None, help="Student preset: tinybert-4l-312, bert-mini-4l-256, "
+                                                  "bert-tiny-2l-128, bilstm, bilstm-zh."),
+    method: str | None = typer.Option(None, help="none | hard | soft | soft+hidden. soft = alpha * T^2 * "
+                                                 "KL(teacher_T || student_T) + (1 - alpha) * CE(gold); alpha "
+                                                 "weights the KD term (torchdistill puts it on CE)."),
+    compare: str | None = typer.Option(None, help="Comma-separated methods to run as a fair grid, "
+                                                  "e.g. none,hard,soft,soft+hidden."),
+    data: str | None = typer.Option(None, "--data", help="Dataset preset (default: the recipe's)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Grid folder (default runs/<name>/students)."),
+    resume: bool = typer.Option(False, help="Continue unfinished students from their checkpoints."),
+) -> None:
+    """Distil the teacher into a student with one or more KD methods (same seed, data order and schedule).
+
+    Example: textkd distill --teacher runs/banking77/teacher --student tinybert-4l-312 --compare none,soft
+    """
+    named = {"data.name": data, "data.data_dir": data_dir, "student.preset": student, "distill.method": method}
+    cfg = _config(recipe, ctx.args, named, alias="student.train")
+    methods = [m.strip() for m in compare.split(",") if m.strip()] if compare else None
+    results = api.distill(cfg, teacher, output, methods=methods, resume=resume)
+    for result in results:
+        _print_result(f"{cfg.student.preset} / {result.method}", result)
+
+
+def _print_result(title: str, result: api.TrainResult) -> None:
+    m = result.test_metrics
+    console.print(f"[bold]{title}[/]: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} "
+                  f"(best epoch {result.fit.best_epoch}, {result.fit.wall_s:.0f} s, {result.params:,} params, "
+                  f"{result.size_mb:.1f} MB) -> {result.output_dir}")
+
+
+# ------------------------------------------------------------------------------------ evaluate, predict
+
+
+@app.command("evaluate")
+@user_errors
+def evaluate_cmd(
+    model: Path = typer.Argument(..., help="A saved textkd model folder."),
+    data: str | None = typer.Option(None, "--data", help="Dataset preset (default: the model's own)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+    split: str = typer.Option("test", help="train | validation | test."),
+    max_len: int | None = typer.Option(None, help="Tokens per text (default: the training setting)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Accuracy, macro/weighted F1, per-class scores, confusion matrix and calibration of a model."""
+    cfg = None
+    if data is not None:
+        cfg = DataConfig(name=data, data_dir=data_dir)
+    elif data_dir is not None:
+        cfg = api._model_data_config(model)
+        cfg.data_dir = data_dir
+    metrics = api.evaluate(model, cfg, split=split, max_len=max_len)
+    if as_json:
+        console.print_json(json.dumps(metrics, default=str))
+        return
+    console.print(_metrics_table(metrics))
+    console.print(f"written to {model / api.EVAL_FILE.format(split=split)}")
+
+
+def _metrics_table(m: dict[str, Any]) -> Table:
+    table = Table(title=f"{m['dataset']} / {m['split']} ({m['rows']:,} rows)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("accuracy", "macro_f1", "weighted_f1", "ece", "in_scope_accuracy", "oos_recall",
+                "agreement_with_teacher"):
+        if m.get(key) is not None:
+            table.add_row(key, f"{m[key]:.4f}")
+    return table
+
+
+@app.command("predict")
+@user_errors
+def predict_cmd(
+    model: Path = typer.Argument(..., help="A saved textkd model folder."),
+    texts: list[str] = typer.Argument(None, help="Texts to classify."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="A file with one text per line."),
+    top_k: int = typer.Option(3, "--top-k", help="How many labels to show per text."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: model, latency_ms, predictions."),
+) -> None:
+    """Top-k labels with probabilities for each text, and the latency of the call."""
+    items = list(texts or [])
+    if file is not None:
+        items += _read_lines(file)
+    result = api.predict(model, items, top_k=top_k)
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        return
+    for pred in result["predictions"]:
+        labels = ", ".join(f"{p['label']} {p['score']:.3f}" for p in pred["labels"])
+        console.print(f"{pred['text'][:80]!r}: {labels}", highlight=False)
+    console.print(f"{len(items)} texts in {result['latency_ms']:.1f} ms", style="dim")
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise TextkdError("file not found", path=path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise TextkdError(f"not UTF-8 at byte {err.start}", path=path, hint="re-encode the file as UTF-8") from None
+    return [line.strip() for line in lines if line.strip()]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    quiet_transformers()
+    app()
+
+
+def quiet_transformers() -> None:
+    """textkd shows its own progress; transformers' per-load bars and info logs are noise here."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+if __name__ == "__main__":
+    main()
