@@ -201,32 +201,32 @@ def evaluate(
     return metrics
 
 
-def predict(model_dir: str | Path, texts: list[str], *, top_k: int = 3, max_len: int = 512) -> dict[str, Any]:
+def predict(model_dir: str | Path, texts: list[str], *, top_k: int = 3, backend: str = "auto") -> dict[str, Any]:
     """Top-k labels with probabilities for each text, and the latency of the call.
 
+    `model_dir` is a textkd model folder or an ONNX export folder (`textkd export`).
+
     Returns:
-        {"model": str, "latency_ms": float, "predictions": [{"text": str, "labels": [{"label": str,
-        "score": float}, ...]}, ...]} with labels sorted by decreasing probability.
+        {"model": str, "backend": "torch" | "onnx", "latency_ms": float, "predictions": [{"text": str,
+        "labels": [{"label": str, "score": float}, ...]}, ...]}, labels by decreasing probability;
+        latency_ms covers tokenisation and the forward passes, not loading the model.
 
     Example:
         >>> out = predict("runs/bbc/teacher", ["Stocks fell sharply today"], top_k=2)  # doctest: +SKIP
         >>> out["predictions"][0]["labels"][0]["label"]  # doctest: +SKIP
         'business'
     """
+    from textkd.predictor import Predictor
+
     if not texts:
         raise DataError("no texts to predict", hint="pass texts as arguments or --file FILE")
-    model, tokenizer = load_model(model_dir)
-    names = _model_labels(model)
-    k = max(1, min(top_k, len(names)))
+    predictor = Predictor(model_dir, backend=backend)
     started = time.perf_counter()
-    inputs = ModelInputs({STUDENT: encode(texts, tokenizer, max_len)}, np.zeros(len(texts), dtype=np.int64))
-    probs = softmax(forward_outputs(model, inputs, 64)["logits"])
+    top = predictor.predict(texts, top_k=top_k)
     latency_ms = (time.perf_counter() - started) * 1000
-    predictions = []
-    for text, row in zip(texts, probs, strict=True):
-        top = np.argsort(-row)[:k]
-        predictions.append({"text": text, "labels": [{"label": names[i], "score": float(row[i])} for i in top]})
-    return {"model": str(model_dir), "latency_ms": round(latency_ms, 3), "predictions": predictions}
+    predictions = [{"text": text, "labels": labels} for text, labels in zip(texts, top, strict=True)]
+    return {"model": str(model_dir), "backend": predictor.backend.name, "latency_ms": round(latency_ms, 3),
+            "predictions": predictions}
 
 
 # ------------------------------------------------------------------------------------------- helpers

@@ -33,6 +33,13 @@ data_app = typer.Typer(help="List dataset presets and inspect datasets.", no_arg
 app.add_typer(data_app, name="data")
 
 console = Console()
+
+
+@app.callback()
+def _setup() -> None:
+    """Distil a large text classifier into a small fast one, and prove the trade."""
+    quiet_transformers()
+
 err_console = Console(stderr=True)
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
 _DATA_DIR_HELP = "Folder holding <preset>/... files (default $TEXTKD_DATA_DIR, else download once)."
@@ -50,6 +57,13 @@ def user_errors(func):
             raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+def split_recipe(args: list[str]) -> tuple[Path | None, list[str]]:
+    """The optional recipe file (a first word that is not an option) and the dotted overrides after it."""
+    if args and not args[0].startswith("-"):
+        return Path(args[0]), args[1:]
+    return None, list(args)
 
 
 def _config(recipe: Path | None, extra: list[str], named: dict[str, Any], alias: str | None = None) -> Config:
@@ -84,6 +98,7 @@ def data_show(
     text_column: str = typer.Option("text", help="Column or key holding the text."),
     label_column: str = typer.Option("label", help="Column or key holding the label."),
     label_file: str | None = typer.Option(None, help="Label list: one name per line, or a JSON list."),
+    empty_texts: str = typer.Option("drop", help="Empty or whitespace-only texts: drop (with a warning) or error."),
     tokenizer: str | None = typer.Option(None, help="Tokenizer for length percentiles (name or path)."),
     max_len: int = typer.Option(128, help="Report the share of texts longer than this many tokens."),
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
@@ -95,7 +110,7 @@ def data_show(
         raise TextkdError("name a preset or pass --train FILE --test FILE", hint="see `textkd data list`")
     data = DataConfig(name=name or "files", data_dir=data_dir, variant=variant, train=train,
                       validation=validation, test=test, text_column=text_column, label_column=label_column,
-                      label_file=label_file, max_len=max_len)
+                      label_file=label_file, max_len=max_len, empty_texts=empty_texts)
     splits = api.load_data(data)
     tok = _load_tokenizer(tokenizer) if tokenizer else None
     stats = dataset_stats(splits, tokenizer=tok, max_len=max_len)
@@ -123,7 +138,6 @@ def _load_tokenizer(name: str):
 @user_errors
 def teacher_cmd(
     ctx: typer.Context,
-    recipe: Path | None = typer.Argument(None, help="YAML recipe with config overrides."),
     data: str | None = typer.Option(None, "--data", help="Dataset preset (or 'files' with --data.train ...)."),
     data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
     backbone: str | None = typer.Option(None, help="minilm-l6, a local path, a hub id, or 'scratch'."),
@@ -134,11 +148,14 @@ def teacher_cmd(
 ) -> None:
     """Fine-tune a teacher: backbone + pooling + head, selected on validation macro-F1.
 
+    Usage: textkd teacher [RECIPE.yaml] [OPTIONS] [--section.key VALUE ...]
+
     Example: textkd teacher recipes/banking77.yaml --data-dir ../shared/data --train.epochs 10
     """
     named = {"data.name": data, "data.data_dir": data_dir, "teacher.backbone": backbone,
              "teacher.pooling": pooling, "teacher.head": head}
-    cfg = _config(recipe, ctx.args, named, alias="teacher.train")
+    recipe, extra = split_recipe(ctx.args)
+    cfg = _config(recipe, extra, named, alias="teacher.train")
     result = api.train_teacher(cfg, output, resume=resume)
     _print_result("teacher", result)
 
@@ -151,7 +168,6 @@ def teacher_cmd(
 def distill_cmd(
     ctx: typer.Context,
     teacher: Path = typer.Option(..., "--teacher", help="A trained teacher folder."),
-    recipe: Path | None = typer.Argument(None, help="YAML recipe with config overrides."),
     student: str | None = typer.Option(None, help="Student preset: tinybert-4l-312, bert-mini-4l-256, "
                                                   "bert-tiny-2l-128, bilstm, bilstm-zh."),
     method: str | None = typer.Option(None, help="none | hard | soft | soft+hidden. soft = alpha * T^2 * "
@@ -166,10 +182,13 @@ def distill_cmd(
 ) -> None:
     """Distil the teacher into a student with one or more KD methods (same seed, data order and schedule).
 
+    Usage: textkd distill --teacher DIR [RECIPE.yaml] [OPTIONS] [--section.key VALUE ...]
+
     Example: textkd distill --teacher runs/banking77/teacher --student tinybert-4l-312 --compare none,soft
     """
     named = {"data.name": data, "data.data_dir": data_dir, "student.preset": student, "distill.method": method}
-    cfg = _config(recipe, ctx.args, named, alias="student.train")
+    recipe, extra = split_recipe(ctx.args)
+    cfg = _config(recipe, extra, named, alias="student.train")
     methods = [m.strip() for m in compare.split(",") if m.strip()] if compare else None
     results = api.distill(cfg, teacher, output, methods=methods, resume=resume)
     for result in results:
@@ -257,7 +276,6 @@ def _read_lines(path: Path) -> list[str]:
 
 def main() -> None:
     """Console-script entry point."""
-    quiet_transformers()
     app()
 
 
@@ -271,3 +289,41 @@ def quiet_transformers() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ------------------------------------------------------------------------------------------ run, report
+
+
+@app.command("run", context_settings=OVERRIDES)
+@user_errors
+def run_cmd(
+    ctx: typer.Context,
+    teacher: Path | None = typer.Option(None, "--teacher", help="Reuse this trained teacher instead of training one."),
+    name: str | None = typer.Option(None, "--name", help="Run folder under output_dir (default: the dataset name)."),
+    data: str | None = typer.Option(None, "--data", help="Dataset preset (default: the recipe's)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+) -> None:
+    """The whole pipeline: data -> teacher -> students x methods -> test -> export -> bench -> report.
+
+    Usage: textkd run [RECIPE.yaml] [OPTIONS] [--section.key VALUE ...]
+
+    Everything goes under runs/<name>/; running it again skips finished stages and resumes interrupted
+    training. Example: textkd run recipes/demo.yaml --run.students bilstm --run.methods none,soft
+    """
+    from textkd import pipeline
+
+    recipe, extra = split_recipe(ctx.args)
+    overrides = {k: v for k, v in {"data.name": data, "data.data_dir": data_dir}.items() if v is not None}
+    overrides.update(parse_cli_overrides(extra))
+    cfg = pipeline.load_run_config(recipe, overrides)
+    pipeline.run(cfg, teacher_dir=teacher, name=name)
+
+
+@app.command("report")
+@user_errors
+def report_cmd(run_dir: Path = typer.Argument(..., help="A folder written by `textkd run`.")) -> None:
+    """Rebuild results.json, report.md and report.html (with plots) from the files in a run folder."""
+    from textkd.evaluation.report import build_report
+
+    paths = build_report(run_dir)
+    console.print(f"report: {paths['html']}  (also {paths['markdown'].name}, {paths['results'].name})")

@@ -1,0 +1,150 @@
+"""The command line through typer's CliRunner: data commands, bad input (exit 2, one line), a tiny pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from textkd.cli import app
+from textkd.models.io import save_model
+
+runner = CliRunner()
+ROWS = "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(12))
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _write(path: Path, content: str | bytes) -> Path:
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return path
+
+
+def test_help_lists_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("data", "teacher", "distill", "evaluate", "predict"):
+        assert command in result.output
+
+
+def test_data_list_and_show_embedded():
+    listed = invoke("data", "list")
+    assert listed.exit_code == 0 and "bbc-news" in listed.output and "banking77" in listed.output
+    shown = invoke("data", "show", "bbc-news", "--json")
+    assert shown.exit_code == 0, shown.output
+    stats = json.loads(shown.output)
+    assert stats["num_labels"] == 5
+    assert sum(s["rows"] for s in stats["splits"].values()) == 2225
+
+
+@pytest.mark.realdata
+def test_data_show_banking77(data_dir):
+    result = invoke("data", "show", "banking77", "--data-dir", data_dir)
+    assert result.exit_code == 0, result.output
+    assert "3,080" in result.output and "77" in result.output
+    assert "validation carved from train" in result.output
+
+
+BAD_INPUTS = {
+    "missing file": (None, "file not found"),
+    "empty file": ("  \n", "file is empty"),
+    "missing column": ("sentence,intent\n" + ROWS, "no column 'text'"),
+    "not utf-8": (b"text,label\nok,a\n\xff\xfe bad,b\n" + ROWS.encode(), "UTF-8"),
+    "single class": ("text,label\n" + "".join(f"t{i},a\n" for i in range(8)), "single class"),
+    "malformed json line": ('{"text": "a", "label": "x"}\n{"text": "b", "label"\n', "JSON"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_train_file_exits_2_with_one_line(case, tmp_path):
+    content, needle = BAD_INPUTS[case]
+    suffix = ".jsonl" if "json" in case else ".csv"
+    train = tmp_path / f"train{suffix}"
+    if content is not None:
+        _write(train, content)
+    test = _write(tmp_path / "test.csv", "text,label\n" + ROWS)
+    result = invoke("data", "show", "--train", train, "--test", test)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert str(train) in lines[0] and needle.lower() in lines[0].lower()
+    assert "Traceback" not in result.output
+
+
+def test_empty_texts_refused_or_dropped(tmp_path):
+    train = _write(tmp_path / "train.csv", "text,label\n" + ROWS + '"   ",a\n')
+    test = _write(tmp_path / "test.csv", "text,label\n" + ROWS)
+    refused = invoke("data", "show", "--train", train, "--test", test, "--empty-texts", "error")
+    assert refused.exit_code == 2 and f"{train}:14" in refused.output
+    dropped = invoke("data", "show", "--train", train, "--test", test, "--json")
+    assert dropped.exit_code == 0
+
+
+def test_unknown_label_in_test_names_file_and_line(tmp_path):
+    train = _write(tmp_path / "train.csv", "text,label\n" + ROWS)
+    test = _write(tmp_path / "test.csv", "text,label\nfine,a\nodd one,zzz\n")
+    result = invoke("data", "show", "--train", train, "--test", test)
+    assert result.exit_code == 2
+    assert f"{test}:3" in result.output and "zzz" in result.output
+
+
+def test_unknown_override_suggests(tmp_path):
+    result = invoke("teacher", "--train.epoch", "3")
+    assert result.exit_code == 2
+    assert "did you mean 'teacher.train.epochs'" in result.output
+
+
+def test_tiny_pipeline_from_the_cli(tiny_teacher, tiny_tokenizer, tiny_bert_dir, tiny_dataset, tmp_path):
+    pairs = zip(tiny_dataset.texts, tiny_dataset.labels, strict=True)
+    rows = "".join(f'"{t}",{tiny_dataset.label_names[y]}\n' for t, y in pairs)
+    train = _write(tmp_path / "train.csv", "text,label\n" + rows)
+    test = _write(tmp_path / "test.csv", "text,label\n" + rows)
+    data = ["--data", "files", "--data.train", train, "--data.test", test, "--data.validation_fraction", "0.25",
+            "--data.max_len", "32"]
+    fast = ["--train.epochs", "2", "--train.batch_size", "8", "--train.progress", "false", "--train.device", "cpu"]
+    teacher = tmp_path / "teacher"
+    result = invoke("teacher", "--backbone", tiny_bert_dir, "-o", teacher, *data, *fast)
+    assert result.exit_code == 0, result.output
+    assert (teacher / "config.yaml").is_file() and (teacher / "eval_test.json").is_file()
+
+    students = tmp_path / "students"
+    result = invoke("distill", "--teacher", teacher, "--student", "bert-tiny-2l-128", "--compare", "none,soft",
+                    "-o", students, "--student.num_layers", "1", "--student.hidden_size", "32", *data, *fast)
+    assert result.exit_code == 0, result.output
+    assert (students / "bert-tiny-2l-128-soft" / "model.safetensors").is_file()
+
+    evaluated = invoke("evaluate", students / "bert-tiny-2l-128-soft", "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert {"accuracy", "macro_f1", "weighted_f1", "ece", "per_class", "confusion_matrix"} <= set(
+        json.loads(evaluated.output))
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the band played a new song\nrain is expected\n")
+    predicted = invoke("predict", teacher, "the coach praised the team", "--file", texts, "--top-k", "2", "--json")
+    assert predicted.exit_code == 0, predicted.output
+    out = json.loads(predicted.output)
+    assert set(out) >= {"model", "backend", "latency_ms", "predictions"}
+    assert len(out["predictions"]) == 3
+    first = out["predictions"][0]
+    assert first["text"] == "the coach praised the team" and len(first["labels"]) == 2
+    assert {"label", "score"} == set(first["labels"][0])
+    assert first["labels"][0]["score"] >= first["labels"][1]["score"]
+
+
+def test_predict_missing_model_is_one_line(tmp_path):
+    result = invoke("predict", tmp_path / "nope", "hello")
+    assert result.exit_code == 2 and "model folder not found" in result.output
+
+
+def test_saved_teacher_loads_in_plain_transformers(tiny_teacher, tiny_tokenizer, tmp_path):
+    from transformers import AutoModelForSequenceClassification, pipeline
+
+    save_model(tiny_teacher, tiny_tokenizer, tmp_path / "m")
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "m")
+    assert model.config.id2label[0] == "weather"
+    clf = pipeline("text-classification", model=str(tmp_path / "m"))
+    assert clf("rain today")[0]["label"] in tiny_teacher.config.label2id
