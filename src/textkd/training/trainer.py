@@ -154,6 +154,7 @@ class Trainer:
             while state.epoch < cfg.epochs and not self._should_stop(state, total_steps):
                 started = time.perf_counter()
                 train_log = self._train_epoch(module, optimizer, scheduler, train, state, bar)
+                train_log["train_s"] = round(time.perf_counter() - started, 3)
                 state.epoch += 1
                 metrics = self.evaluate_inputs(validation)
                 state.wall_s += time.perf_counter() - started
