@@ -74,7 +74,7 @@ def load_backend(model_dir: str | Path, backend: str = "auto", **kwargs: Any) ->
     if backend == "onnx":
         from textkd.export.onnx import OnnxBackend
 
-        return OnnxBackend(path, threads=kwargs.get("threads"))
+        return OnnxBackend(path, variant=kwargs.get("variant", "fp32"), threads=kwargs.get("threads"))
     if backend == "torch":
         return TorchBackend(path, device=kwargs.get("device", "cpu"), trust_pickle=kwargs.get("trust_pickle", False))
     raise ModelLoadError(f"unknown backend {backend!r}", hint="use auto, torch or onnx")
