@@ -43,11 +43,15 @@ def append_jsonl(path: str | Path, obj: Any) -> None:
     """Append one JSON line; a line is one small write, so a crash cannot leave half of one visible."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(obj, ensure_ascii=False, default=_json_default) + "\n"
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
+    line = (json.dumps(obj, ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, line)  # one write call: an O_APPEND line is never interleaved
+        if written != len(line):
+            os.write(fd, line[written:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -55,10 +59,17 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
         line = line.strip()
-        if line:
+        if not line:
+            continue
+        try:
             rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # a torn last line from a crash mid-write: ignore it
+                break
+            raise
     return rows
 
 

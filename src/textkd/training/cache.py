@@ -119,8 +119,12 @@ def _write(folder: Path, outputs: TeacherOutputs) -> None:
     meta = {"rows": int(outputs.logits.shape[0]), "classes": int(outputs.logits.shape[1]),
             "pooled": outputs.pooled is not None}
     atomic_write_json(tmp / "meta.json", meta)
-    shutil.rmtree(folder, ignore_errors=True)
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():  # moved aside, not deleted in place: a kill never leaves meta.json without its arrays
+        folder.rename(old)
     tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def clear_cache(teacher_dir: str | Path) -> None:

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -32,7 +33,7 @@ from textkd.losses.functional import cross_entropy
 from textkd.training.checkpoint import load_checkpoint, save_checkpoint
 from textkd.training.inference import forward_outputs, softmax
 from textkd.training.progress import TrainProgress
-from textkd.utils import append_jsonl, set_seed
+from textkd.utils import append_jsonl, atomic_write_text, set_seed
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -147,8 +148,13 @@ class Trainer:
         if resume:
             state = self._restore(module, optimizer, scheduler) or state
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
+        if resume:
+            # Rows logged after the restored checkpoint (a crash between the two writes) are dropped.
+            atomic_write_text(self.output_dir / METRICS_FILE,
+                              "".join(json.dumps(row, default=str) + "\n" for row in state.history))
+        else:
             (self.output_dir / METRICS_FILE).unlink(missing_ok=True)
+            remove_checkpoint(self.output_dir)  # never resume into a previous run's state later
         self.on_train_start()
         with TrainProgress(enabled=cfg.progress and acc.is_main_process, total_epochs=cfg.epochs) as bar:
             while state.epoch < cfg.epochs and not self._should_stop(state, total_steps):
