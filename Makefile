@@ -23,8 +23,10 @@ venv: $(VENV)/.installed
 
 dev: $(VENV)/.dev
 
+# The main job: data -> teacher -> students x methods -> test -> bench -> ONNX export -> report, offline,
+# on the embedded BBC News set. Re-running skips finished stages.
 demo: $(VENV)/.installed
-	$(VENV)/bin/textkd data show bbc-news
+	$(VENV)/bin/textkd run recipes/demo.yaml
 
 test: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -287,9 +287,6 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-if __name__ == "__main__":
-    main()
-
 
 # ------------------------------------------------------------------------------------------ run, report
 
@@ -327,3 +324,118 @@ def report_cmd(run_dir: Path = typer.Argument(..., help="A folder written by `te
 
     paths = build_report(run_dir)
     console.print(f"report: {paths['html']}  (also {paths['markdown'].name}, {paths['results'].name})")
+
+
+# ----------------------------------------------------------------------------------------------- serve
+
+
+@app.command("serve")
+@user_errors
+def serve_cmd(
+    model: Path = typer.Argument(..., help="A saved textkd model folder or an ONNX export folder."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 opens it to the network)."),
+    port: int = typer.Option(8000, help="TCP port."),
+    backend: str = typer.Option("auto", help="auto (ONNX when the folder holds model.onnx) | torch | onnx."),
+    max_texts: int | None = typer.Option(None, help="Texts per request; more get 413 (default 64)."),
+    max_chars: int | None = typer.Option(None, help="Characters per text; longer get 413 (default 5000)."),
+    max_body_bytes: int | None = typer.Option(None, help="Request body bytes; more get 413 (default 2 MiB)."),
+    max_batch: int | None = typer.Option(None, help="Texts per merged forward pass (default 64)."),
+    max_wait_ms: float | None = typer.Option(None, help="How long a request waits for others to share its "
+                                                        "forward pass (default 5)."),
+    threads: int | None = typer.Option(None, help="CPU threads per forward pass (default: the runtime's)."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
+                                      "loading one can run arbitrary code."),
+    log_level: str = typer.Option("info", help="uvicorn log level; warning hides the access log."),
+) -> None:
+    """Serve a model over HTTP: POST /predict, GET /health, GET /labels, docs at /docs, a page at /.
+
+    Example: textkd serve runs/banking77/students/bilstm-soft --port 8000
+    """
+    from textkd.serving import serve
+
+    limits = {"max_texts": max_texts, "max_chars": max_chars, "max_body_bytes": max_body_bytes,
+              "max_batch": max_batch, "max_wait_ms": max_wait_ms}
+    serve(model, host=host, port=port, log_level=log_level, backend=backend, threads=threads,
+          trust_pickle=trust_pickle, **{k: v for k, v in limits.items() if v is not None})
+
+
+# ---------------------------------------------------------------------------------------- bench, export
+
+
+@app.command("bench")
+@user_errors
+def bench_cmd(
+    models: list[Path] = typer.Argument(..., help="Model folders; the first is the speed-up baseline (the teacher)."),
+    data: str | None = typer.Option(None, "--data", help="Dataset whose test texts are timed (default: the "
+                                                         "first model's own)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+    runs: int = typer.Option(100, help="Timed batch-1 calls per backend and thread setting (after 10 warm-up)."),
+    threads: str = typer.Option("1,all", help="Comma-separated thread counts; all = every physical core."),
+    backends: str = typer.Option("torch,onnx,onnx-int8", help="Comma-separated: torch, onnx, onnx-int8."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Parameters, size, CPU latency (p50/p95 at batch 1) and throughput per model, backend and thread count.
+
+    ONNX backends export each model into MODEL/onnx first (reused while the weights match); results are also
+    written to MODEL/bench.json. Example: textkd bench runs/banking77/teacher runs/banking77/students/bilstm-soft
+    """
+    from textkd.evaluation.bench import bench, render_bench
+
+    cfg = None
+    if data is not None:
+        cfg = DataConfig(name=data, data_dir=data_dir)
+    elif data_dir is not None:
+        cfg = api._model_data_config(models[0])
+        cfg.data_dir = data_dir
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    result = bench(models, data=cfg, runs=runs, threads=_thread_counts(threads), backends=chosen)
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        return
+    console.print(render_bench(result))
+
+
+def _thread_counts(text: str) -> list[int | None]:
+    counts: list[int | None] = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        if item != "all" and not (item.isdigit() and int(item) > 0):
+            raise TextkdError(f"bad --threads value {item!r}", hint="positive integers or all, e.g. 1,all")
+        counts.append(None if item == "all" else int(item))
+    return counts
+
+
+@app.command("export")
+@user_errors
+def export_cmd(
+    model: Path = typer.Argument(..., help="A saved textkd model folder."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Export folder (default MODEL/onnx)."),
+    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Export to ONNX (the only format so far)."),
+    int8: bool = typer.Option(False, "--int8", help="Also write model.int8.onnx (dynamic int8 quantisation)."),
+    allow_drift: bool = typer.Option(False, "--allow-drift", help="Keep an int8 export whose predictions agree "
+                                                                  "with PyTorch on fewer than 99% of texts."),
+    opset: int = typer.Option(17, help="ONNX opset, 14 to 20."),
+) -> None:
+    """Export a model to a self-contained ONNX folder (+ int8) and check it against PyTorch.
+
+    Example: textkd export runs/banking77/students/bilstm-soft --int8
+    """
+    from textkd.export.onnx import export_onnx
+
+    if not onnx:
+        raise TextkdError("nothing to export", hint="ONNX is the only format so far: drop --no-onnx")
+    info = export_onnx(model, output, int8=int8, opset=opset, allow_drift=allow_drift)
+    console.print(f"[bold]exported[/] {info['architecture']} -> {info['output_dir']} "
+                  f"({', '.join(f'{name} {mb:.2f} MB' for name, mb in info['files'].items())})")
+    console.print(f"parity on {info['parity_texts']}", style="dim")
+    for key in ("fp32", "int8"):
+        if key in info:
+            console.print(f"{key}: max |logit diff| {info[key]['max_abs_diff']:.2g}, "
+                          f"argmax agreement {info[key]['argmax_agreement']:.2%}")
+    if "accuracy" in info:
+        console.print("accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in info["accuracy"].items()))
+    for reason in info["drift_reasons"]:
+        console.print(f"drift (allowed): {reason}", style="bold red")
+
+
+if __name__ == "__main__":
+    main()
