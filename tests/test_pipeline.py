@@ -1,6 +1,6 @@
 """`textkd run` end to end on tiny offline models: every stage, the report, skipping finished stages on a re-run.
 
-The tests marked slow share one run (a module fixture: 1 teacher, 4 students, their exports and benchmarks).
+Most tests share one run (a module fixture: 1 teacher, 4 students, their exports and benchmarks; ~3 s idle).
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ def finished_run(tmp_path_factory, tiny_bert_dir, tiny_texts, tiny_labels, tiny_
     return recipe, pipeline.run(pipeline.load_run_config(recipe))
 
 
-@pytest.mark.slow
 def test_run_writes_every_model_and_the_report(finished_run):
     _, run_dir = finished_run
     assert run_dir.name == "tiny"
@@ -79,7 +78,6 @@ def test_run_writes_every_model_and_the_report(finished_run):
     assert (run_dir / "report.md").is_file() and (run_dir / "report.html").is_file()
 
 
-@pytest.mark.slow
 def test_second_run_skips_finished_stages(finished_run, monkeypatch):
     recipe, run_dir = finished_run
     monkeypatch.setattr(textkd.api, "train_teacher", _must_not_run)
@@ -93,7 +91,6 @@ def test_second_run_skips_finished_stages(finished_run, monkeypatch):
     assert (run_dir / "report.html").is_file()
 
 
-@pytest.mark.slow
 def test_interrupted_stage_resumes_from_its_checkpoint(finished_run, tmp_path, monkeypatch):
     recipe, run_dir = finished_run
     shutil.copytree(run_dir, tmp_path / "tiny")
@@ -114,7 +111,6 @@ def test_interrupted_stage_resumes_from_its_checkpoint(finished_run, tmp_path, m
     assert calls == [("bilstm", ["soft"], True, student.parent)]
 
 
-@pytest.mark.slow
 def test_changed_recipe_refuses_to_reuse_a_model(finished_run, tmp_path, monkeypatch):
     recipe, run_dir = finished_run
     monkeypatch.setattr(textkd.api, "distill", _must_not_run)
@@ -124,7 +120,6 @@ def test_changed_recipe_refuses_to_reuse_a_model(finished_run, tmp_path, monkeyp
         pipeline.run(cfg)
 
 
-@pytest.mark.slow
 def test_reused_teacher_is_remembered(finished_run, tmp_path, monkeypatch):
     recipe, run_dir = finished_run
     monkeypatch.setattr(textkd.api, "train_teacher", _must_not_run)
@@ -139,7 +134,6 @@ def test_reused_teacher_is_remembered(finished_run, tmp_path, monkeypatch):
     assert results["teacher"]["accuracy"] == json.loads((run_dir / "results.json").read_text())["teacher"]["accuracy"]
 
 
-@pytest.mark.slow
 def test_report_command_rebuilds_from_files(finished_run):
     _, run_dir = finished_run
     for name in ("results.json", "report.md", "report.html"):

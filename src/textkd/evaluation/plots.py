@@ -19,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: the figures only go into files
 
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 _DPI = 110
 _TEACHER_COLOR = "#444444"
@@ -55,8 +55,11 @@ def accuracy_vs_latency(rows: list[dict[str, Any]]) -> bytes:
                     xytext=(6, 4), textcoords="offset points")
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    # Within a decade only minor ticks exist: label the 2s and 5s so the axis still reads in plain ms.
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "25" else ""))
+    # A narrow range may hold no power of ten: label minor ticks too (only 2s and 5s over wider ranges).
+    latencies = [r["latency_p50_ms"] for r in rows if r.get("latency_p50_ms")]
+    narrow = bool(latencies) and max(latencies) < 4 * min(latencies)
+    ax.xaxis.set_minor_formatter(FuncFormatter(
+        lambda value, _: f"{value:g}" if narrow or f"{value:.0e}"[0] in "25" else ""))
     ax.set_xlabel("CPU latency p50, 1 thread, batch 1 (ms, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Accuracy vs latency (marker size = MB)")
@@ -92,6 +95,7 @@ def learning_curves(curves: dict[str, list[list[float]]]) -> bytes:
         epochs, scores = zip(*points, strict=True)
         color = _TEACHER_COLOR if name == "teacher" else _color(i)
         ax.plot(epochs, [100 * s for s in scores], marker="o", markersize=3, label=name, color=color)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation macro-F1 (%)")
     ax.set_title("Learning curves")
