@@ -16,7 +16,6 @@ import base64
 import html
 import json
 import math
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -209,19 +208,12 @@ def _machine(run_dir: Path, manifest: dict[str, Any], teacher, students) -> dict
 
 
 def machine_info() -> dict[str, Any]:
-    """Platform, CPU model, core count, torch version and torch's intra-op thread count of this process."""
-    import os
-
+    """Platform, CPU model, core count, versions and torch's intra-op thread count of this process."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    from textkd.evaluation.bench import machine_info as describe
+
+    return describe(torch.get_num_threads())
 
 
 def _seed(teacher_dir: Path, entries: list[dict[str, Any]], run_dir: Path) -> int | None:
