@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -156,12 +157,13 @@ def _open_page(profile: Path) -> tuple[subprocess.Popen, str]:
     args = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", "--remote-debugging-port=0",
             f"--user-data-dir={profile}", "about:blank"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A session of its own so the whole process group (renderers, crashpad) can be stopped together.
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     port_file = profile / "DevToolsActivePort"
     deadline = time.monotonic() + 30
     while not (port_file.is_file() and port_file.read_text().strip()):
         if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
+            _stop(process)
             pytest.fail("Chromium did not open its DevTools port")
         time.sleep(0.1)
     port = port_file.read_text().split()[0]
@@ -170,30 +172,45 @@ def _open_page(profile: Path) -> tuple[subprocess.Popen, str]:
     return process, pages[0]["webSocketDebuggerUrl"]
 
 
+def _stop(process: subprocess.Popen) -> None:
+    """Terminate Chromium and every helper it started (they share its process group)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
-def test_report_html_renders_in_chromium(run_dir):
+def test_report_html_renders_in_chromium(run_dir, tmp_path):
     pytest.importorskip("websocket", reason="websocket-client is not installed")
     html_path = build_report(run_dir)["html"]
-    with tempfile.TemporaryDirectory() as profile:
-        process, url = _open_page(Path(profile))
-        try:
-            page = DevTools(url)
-            for domain in ("Page", "Runtime", "Log"):
-                page.call(f"{domain}.enable")
-            page.call("Page.navigate", url=html_path.resolve().as_uri())
-            page.wait_for("Page.loadEventFired")
-            check = ("JSON.stringify({rows: document.querySelectorAll('#comparison tbody tr').length, "
-                     "drift: document.querySelectorAll('td.drift').length, "
-                     "images: Array.from(document.images).map(i => [i.complete, i.naturalWidth])})")
-            found = json.loads(page.call("Runtime.evaluate", expression=check, returnByValue=True)["result"]["value"])
-            errors = [e for e in page.events if e.get("method") in ("Runtime.exceptionThrown", "Log.entryAdded")
-                      and (e["method"] == "Runtime.exceptionThrown" or e["params"]["entry"]["level"] == "error")]
-            errors += [e for e in page.events if e.get("method") == "Runtime.consoleAPICalled"
-                       and e["params"]["type"] in ("error", "assert")]
-            page.ws.close()
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    # The profile lives in pytest's tmp_path, not a TemporaryDirectory: Chromium's helper processes may still
+    # write into it for a moment after the browser exits, and that must not fail the test.
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    process, url = _open_page(profile)
+    try:
+        page = DevTools(url)
+        for domain in ("Page", "Runtime", "Log"):
+            page.call(f"{domain}.enable")
+        page.call("Page.navigate", url=html_path.resolve().as_uri())
+        page.wait_for("Page.loadEventFired")
+        check = ("JSON.stringify({rows: document.querySelectorAll('#comparison tbody tr').length, "
+                 "drift: document.querySelectorAll('td.drift').length, "
+                 "images: Array.from(document.images).map(i => [i.complete, i.naturalWidth])})")
+        found = json.loads(page.call("Runtime.evaluate", expression=check, returnByValue=True)["result"]["value"])
+        errors = [e for e in page.events if e.get("method") in ("Runtime.exceptionThrown", "Log.entryAdded")
+                  and (e["method"] == "Runtime.exceptionThrown" or e["params"]["entry"]["level"] == "error")]
+        errors += [e for e in page.events if e.get("method") == "Runtime.consoleAPICalled"
+                   and e["params"]["type"] in ("error", "assert")]
+        page.ws.close()
+    finally:
+        _stop(process)
     assert found["rows"] == 3 and found["drift"] == 1
     assert len(found["images"]) == 4 and all(done and width > 0 for done, width in found["images"])
     assert errors == []
