@@ -26,6 +26,7 @@ from textkd.data.tokenize import encode, tokenizer_fingerprint
 from textkd.errors import ConfigError, DataError
 from textkd.evaluation.metrics import agreement, classification_metrics
 from textkd.losses.composite import build_loss
+from textkd.losses.schedules import Schedule, distill_schedules
 from textkd.models.backbones import build_teacher
 from textkd.models.classifier import TextkdClassifier
 from textkd.models.io import count_parameters, load_model, model_size_mb
@@ -104,6 +105,7 @@ def distill(
     for method in methods:
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r}", hint=f"choose from {', '.join(METHODS)}")
+    distill_schedules(cfg.distill)  # a bad schedule fails here, before the teacher loads
     teacher, teacher_tokenizer = load_model(teacher_dir)
     splits = splits or load_splits(cfg.data)
     _check_labels(teacher, splits, teacher_dir)
@@ -128,6 +130,7 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
     # Layer-mapped hidden states and attention maps need a transformer student reading the teacher's tokens.
     layer_terms = shared and isinstance(student, TextkdClassifier) and isinstance(teacher, TextkdClassifier)
     loss = build_loss(method, cfg.distill, layer_terms=layer_terms)
+    schedules = distill_schedules(cfg.distill)
     cached = None
     needs_teacher = method != "none"
     if needs_teacher and cfg.distill.cache:
@@ -136,13 +139,19 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
                                  device=_device(train_cfg))
     dims = (student.pooled_size, teacher.pooled_size) if method == "soft+hidden" else (None, None)
     info = {"kind": "student", "preset": cfg.student.preset, "method": method, "teacher": str(teacher_dir),
-            "data": to_dict(cfg.data), "loss": repr(loss)}
+            "data": to_dict(cfg.data), "loss": repr(loss), "schedules": _schedule_info(method, schedules)}
     distiller = Distiller(student, tokenizer, train_cfg, out, teacher=teacher if needs_teacher else None, loss=loss,
                           teacher_outputs=cached, teacher_prefix=prefix, student_pooled_dim=dims[0],
-                          teacher_pooled_dim=dims[1], label_names=splits.label_names,
+                          teacher_pooled_dim=dims[1], schedules=schedules, label_names=splits.label_names,
                           out_of_scope_label=splits.out_of_scope_label, save_info=info)
     fit = distiller.fit(train, _inputs(splits.validation, tokenizer, max_len), resume=resume)
     return _finish(out, method, fit, splits, max_len, teacher_dir=teacher_dir)
+
+
+def _schedule_info(method: str, schedules: dict[str, Schedule]) -> dict[str, str]:
+    """The resolved schedules a method uses, e.g. {"temperature": "linear 8 -> 1", "alpha": "constant 0.7"}."""
+    used = {"soft": ("temperature", "alpha"), "soft+hidden": ("temperature", "alpha", "hidden_weight")}
+    return {name: schedules[name].describe() for name in used.get(method, ())}
 
 
 def _finish(out: Path, method, fit: FitResult, splits: DatasetSplits, max_len: int, teacher_dir=None) -> TrainResult:

@@ -120,6 +120,14 @@ class DistillConfig:
     layer_weight: float = 1.0  # soft+hidden, transformer students: weight of layer-mapped hidden MSE
     attention_weight: float = 1.0  # soft+hidden, transformer students: weight of attention-map MSE
     cache: bool = True  # compute teacher outputs once and reuse them from disk
+    # Per-step schedules (textkd/losses/schedules.py): the values above are the start values; a linear or
+    # cosine schedule moves them to the *_end value at the last optimiser step. T^2 follows the current T.
+    temperature_schedule: str = "constant"  # constant | linear | cosine
+    temperature_end: float | None = None  # T at the last step, e.g. 1.0 for 8 -> 1
+    alpha_schedule: str = "constant"  # constant | linear | cosine (e.g. KD-heavy early, gold-heavy late)
+    alpha_end: float | None = None
+    hidden_weight_schedule: str = "constant"  # constant | linear | cosine, for the soft+hidden pooled MSE
+    hidden_weight_end: float | None = None
 
 
 @dataclass
@@ -282,8 +290,14 @@ def save_config(cfg: Config, path: str | Path) -> None:
 def parse_cli_overrides(args: list[str], aliases: dict[str, str] | None = None) -> dict[str, Any]:
     """Turn extra CLI words `--a.b 1 --c.d=x --flag` into {"a.b": "1", "c.d": "x", "flag": "true"}.
 
-    `aliases` maps a first segment to another (the `teacher` command maps `train` to `teacher.train`).
+    `aliases` maps a first segment to another (the `teacher` command maps `train` to `teacher.train`);
+    `kd` always stands for `distill` (`--kd.temperature-schedule linear` = `--distill.temperature_schedule`).
+
+    Example:
+        >>> parse_cli_overrides(["--kd.temperature-end", "1", "--train.lr=1e-3"], {"train": "student.train"})
+        {'distill.temperature_end': '1', 'student.train.lr': '1e-3'}
     """
+    aliases = {"kd": "distill", **(aliases or {})}
     out: dict[str, Any] = {}
     i = 0
     while i < len(args):
@@ -299,7 +313,7 @@ def parse_cli_overrides(args: list[str], aliases: dict[str, str] | None = None) 
                 value = "true"
         key = key.replace("-", "_")
         head, dot, rest = key.partition(".")
-        if aliases and head in aliases:
+        if head in aliases:
             key = aliases[head] + (dot + rest if dot else "")
         if "." not in key and key not in ("name", "output_dir"):
             raise ConfigError(f"unknown option --{word[2:]}", hint="config overrides look like --section.key value")

@@ -238,7 +238,24 @@ def _hyperparameters(config: dict[str, Any], role: str) -> dict[str, Any]:
         out.update({k: section.get(k) for k in ("preset", "init", "num_layers", "hidden_size", "tokenizer")})
         distill = config.get("distill", {})
         out.update({k: distill.get(k) for k in ("method", "temperature", "alpha")})
+        if out["method"] in ("soft", "soft+hidden"):
+            out["kd_schedule"] = _schedule_text(distill, out["method"])
     return out
+
+
+def _schedule_text(distill: dict[str, Any], method: str) -> str:
+    """"T linear 8 -> 1, alpha constant 0.7": the KD schedules a student was trained with."""
+    names = {"temperature": "T", "alpha": "alpha", "hidden_weight": "hidden"}
+    if method == "soft":
+        names.pop("hidden_weight")
+    parts = []
+    for key, short in names.items():
+        kind, start, end = distill.get(f"{key}_schedule") or "constant", distill.get(key), distill.get(f"{key}_end")
+        if kind == "constant" or end is None or end == start:
+            parts.append(f"{short} constant {start:g}" if start is not None else f"{short} default")
+        else:
+            parts.append(f"{short} {kind} {start:g} -> {end:g}")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------------------------- render

@@ -16,6 +16,7 @@ from torch import nn
 from textkd.data.batching import STUDENT
 from textkd.losses.composite import LossOutput, WeightedSumLoss
 from textkd.losses.functional import layer_map
+from textkd.losses.schedules import Schedule
 from textkd.training.cache import TeacherOutputs
 from textkd.training.trainer import Trainer
 
@@ -29,6 +30,8 @@ class Distiller(Trainer):
         teacher_outputs: cached teacher outputs over the training rows (None: run the teacher online).
         teacher_prefix: the batch stream tokenised for the teacher ("" when it shares the tokenizer).
         student_pooled_dim, teacher_pooled_dim: widths for the learned pooled-vector projection.
+        schedules: per-step schedules of "temperature", "alpha" (the KD weight; CE gets 1 - alpha) and
+            "hidden_weight" (see `textkd.losses.schedules`); None keeps the loss's fixed values.
         **kwargs: passed to `Trainer`.
     """
 
@@ -45,13 +48,19 @@ class Distiller(Trainer):
         teacher_prefix: str = STUDENT,
         student_pooled_dim: int | None = None,
         teacher_pooled_dim: int | None = None,
+        schedules: dict[str, Schedule] | None = None,
         **kwargs: Any,
     ) -> None:
         self.loss = loss
         self.teacher = teacher
         self.teacher_prefix = teacher_prefix
         self.cached = teacher_outputs
-        active = {name for name, weight in loss.weights.items() if weight}
+        self.schedules = _applicable(schedules or {}, loss)
+        self.schedule_values: dict[str, float] = {}
+        # A term whose weight starts at 0 but is scheduled to rise still needs its inputs.
+        scheduled = {"kd", "ce"} if "alpha" in self.schedules else set()
+        scheduled |= {"hidden"} if "hidden_weight" in self.schedules else set()
+        active = {name for name, weight in loss.weights.items() if weight or name in scheduled}
         self.needs_teacher = bool(active - {"ce"})
         self.needs_pooled = "hidden" in active
         self.needs_layers = "layer" in active
@@ -75,6 +84,24 @@ class Distiller(Trainer):
             self._device_cache["logits"] = torch.as_tensor(np.asarray(self.cached.logits), device=device)
             if self.cached.pooled is not None:
                 self._device_cache["pooled"] = torch.as_tensor(np.asarray(self.cached.pooled), device=device)
+
+    def on_step(self, step: int, total_steps: int) -> None:
+        """Set this step's scheduled temperature and weights on the loss (T^2 follows T in `kd_kl_div`)."""
+        if not self.schedules:
+            return
+        values = {name: schedule.value(step, total_steps) for name, schedule in self.schedules.items()}
+        if "temperature" in values:
+            self.loss.set_param("kd", "temperature", values["temperature"])
+        if "alpha" in values:
+            self.loss.set_weight("kd", values["alpha"])
+            self.loss.set_weight("ce", 1.0 - values["alpha"])
+        if "hidden_weight" in values:
+            self.loss.set_weight("hidden", values["hidden_weight"])
+        self.schedule_values = values
+
+    def epoch_log(self) -> dict[str, Any]:
+        """The scheduled values at the epoch's last step, logged next to the loss components."""
+        return dict(self.schedule_values)
 
     def compute_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
         student = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
@@ -124,3 +151,9 @@ class Distiller(Trainer):
             # attentions have no embedding entry: student layer m (1-based) reads teacher layer mapping[m] - 1
             result["teacher_attentions"] = [out.attentions[i - 1] for i in mapping[1:]]
         return result
+
+
+def _applicable(schedules: dict[str, Schedule], loss: WeightedSumLoss) -> dict[str, Schedule]:
+    """The schedules whose terms this loss has: T and alpha need "kd" (and "ce"), hidden_weight "hidden"."""
+    needs = {"temperature": {"kd"}, "alpha": {"kd", "ce"}, "hidden_weight": {"hidden"}}
+    return {name: s for name, s in schedules.items() if needs.get(name, {name}) <= set(loss.terms)}

@@ -123,6 +123,13 @@ class Trainer:
     def on_train_start(self) -> None:
         """Called once before the first step (after device placement); subclasses prepare state here."""
 
+    def on_step(self, step: int, total_steps: int) -> None:
+        """Called before every batch with the 0-based optimiser step; schedules update their values here."""
+
+    def epoch_log(self) -> dict[str, Any]:
+        """Extra values for the epoch's `metrics.jsonl` row (e.g. the scheduled temperature at its end)."""
+        return {}
+
     # ------------------------------------------------------------------ the loop
     def fit(self, train: ModelInputs, validation: ModelInputs, *, resume: bool = False) -> FitResult:
         """Train, evaluate every epoch, keep the best model by validation macro-F1.
@@ -144,6 +151,7 @@ class Trainer:
         scheduler = _make_scheduler(optimizer, cfg, total_steps)
         # The scheduler stays outside `prepare`: it steps once per optimiser step on every process.
         module, optimizer = acc.prepare(module, optimizer)
+        self.total_steps = total_steps
         state = TrainState()
         if resume:
             state = self._restore(module, optimizer, scheduler) or state
@@ -185,6 +193,7 @@ class Trainer:
         steps = 0
         for indices in batches:
             batch = {k: v.to(acc.device, non_blocking=True) for k, v in train.batch(indices).items()}
+            self.on_step(state.global_step, self.total_steps)
             with acc.accumulate(module):
                 with acc.autocast():
                     out = module(batch)
@@ -207,6 +216,7 @@ class Trainer:
         log = {f"train_{k}": float(v) / max(1, steps) for k, v in sums.items()}
         bar.update_step(steps, log.get("train_loss", float("nan")))
         log["lr"] = scheduler.get_last_lr()[0]
+        log.update(self.epoch_log())
         return log
 
     def _end_epoch(self, module, optimizer, scheduler, state, train_log, metrics, bar) -> None:
