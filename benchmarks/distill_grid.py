@@ -88,6 +88,7 @@ def main() -> None:
 
     def save() -> None:  # after every run: a run cut short still leaves its figures
         write_results(args.name, {"dataset": splits.name, "notes": splits.notes, "recipe": args.recipe,
+                                  "teacher_dir": str(teacher_dir), "overrides": overrides,
                                   "total_wall_s": round(time.perf_counter() - started, 1), "runs": records},
                       args.results_dir)
 

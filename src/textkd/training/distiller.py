@@ -81,9 +81,10 @@ class Distiller(Trainer):
         if self.teacher is not None:
             self.teacher.to(device)
         if self.cached is not None and device.type != "cpu":  # on the CPU, rows are read from the memmap
-            self._device_cache["logits"] = torch.as_tensor(np.asarray(self.cached.logits), device=device)
+            # np.array copies the read-only memmap into writable memory (torch warns on read-only arrays).
+            self._device_cache["logits"] = torch.from_numpy(np.array(self.cached.logits)).to(device)
             if self.cached.pooled is not None:
-                self._device_cache["pooled"] = torch.as_tensor(np.asarray(self.cached.pooled), device=device)
+                self._device_cache["pooled"] = torch.from_numpy(np.array(self.cached.pooled)).to(device)
 
     def on_step(self, step: int, total_steps: int) -> None:
         """Set this step's scheduled temperature and weights on the loss (T^2 follows T in `kd_kl_div`)."""
