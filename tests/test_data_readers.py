@@ -76,6 +76,14 @@ def test_headerless_tsv_with_label_file_ids(tmp_path):
     assert len(splits.train) + len(splits.validation) == 18
 
 
+def test_column_indices_never_turn_a_data_row_into_a_header(tmp_path):
+    # The first row's label "0" equals text_column "0": that is no header (a bug once read labels as texts).
+    path = write(tmp_path, "train.txt", "股市今日大涨\t0\n球队今日大涨\t1\n游戏今日大涨\t2\n")
+    raw = read_table(path, text_column="0", label_column="1")
+    assert raw.texts == ["股市今日大涨", "球队今日大涨", "游戏今日大涨"]
+    assert raw.labels == ["0", "1", "2"]
+
+
 def test_headerless_csv_with_repeated_names_is_data(tmp_path):
     raw = read_table(write(tmp_path, "train.csv", "hello there,greet\nhi,greet\nbye now,bye\n"))
     assert raw.texts[0] == "hello there" and raw.labels == ["greet", "greet", "bye"]

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         Config,
         DataConfig,
         DistillConfig,
+        RunConfig,
         StudentConfig,
         TeacherConfig,
         TrainConfig,
@@ -25,14 +26,16 @@ if TYPE_CHECKING:
     )
     from textkd.data.dataset import DatasetSplits, TextDataset
     from textkd.models.outputs import ClassifierOutput
+    from textkd.pipeline import run
 
 # Public names resolve on first use, so `import textkd` stays cheap (the CLI imports what it needs).
 _LAZY = {
     "textkd.api": ("TrainResult", "distill", "evaluate", "load_data", "predict", "train_teacher"),
-    "textkd.config": ("Config", "DataConfig", "DistillConfig", "StudentConfig", "TeacherConfig", "TrainConfig",
-                      "load_config", "save_config"),
+    "textkd.config": ("Config", "DataConfig", "DistillConfig", "RunConfig", "StudentConfig", "TeacherConfig",
+                      "TrainConfig", "load_config", "save_config"),
     "textkd.data.dataset": ("DatasetSplits", "TextDataset"),
     "textkd.models.outputs": ("ClassifierOutput",),
+    "textkd.pipeline": ("run",),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -56,6 +59,7 @@ __all__ = [
     "DatasetSplits",
     "DistillConfig",
     "ModelLoadError",
+    "RunConfig",
     "StudentConfig",
     "TeacherConfig",
     "TextDataset",
@@ -67,6 +71,7 @@ __all__ = [
     "load_config",
     "load_data",
     "predict",
+    "run",
     "save_config",
     "train_teacher",
 ]

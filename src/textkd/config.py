@@ -131,6 +131,25 @@ class DistillConfig:
 
 
 @dataclass
+class RunConfig:
+    """What `textkd run` trains, measures and exports; how each model trains stays in the other sections."""
+
+    students: list[str] = field(default_factory=lambda: ["tinybert-4l-312", "bilstm"])  # preset or preset@init
+    methods: list[str] = field(default_factory=lambda: ["none", "soft"])  # keep "none": KD gain = x - none
+    # Per-student dotted overrides of the `student` section, by preset (or full "preset@init"),
+    # e.g. {"bilstm": {"train.lr": 1e-3, "tokenizer": "wordpiece"}}.
+    student_overrides: dict[str, dict] = field(default_factory=dict)
+    bench: bool = True  # CPU latency/throughput of every model (bench.json)
+    bench_runs: int = 50  # timed repetitions per measurement
+    bench_warmup: int = 5  # untimed repetitions first
+    bench_texts: int = 256  # test texts timed: latency cycles through them, throughput passes over them
+    bench_backends: list[str] = field(default_factory=lambda: ["torch", "onnx", "onnx-int8"])
+    export: bool = True  # ONNX export of every model to <model>/onnx/, with parity against PyTorch (export.json)
+    int8: bool = True  # also a dynamically quantised int8 ONNX model
+    allow_drift: bool = False  # pass an export that drifts from PyTorch (it is flagged in the report anyway)
+
+
+@dataclass
 class Config:
     """Everything one textkd job needs; sections mirror the CLI's dotted overrides."""
 
@@ -140,6 +159,7 @@ class Config:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    run: RunConfig = field(default_factory=RunConfig)  # what `textkd run` trains, measures and exports
 
 
 # ----------------------------------------------------------------------------------------------- I/O

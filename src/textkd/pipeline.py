@@ -25,7 +25,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,11 +37,12 @@ from rich.table import Table
 from textkd import api
 from textkd.config import (
     Config,
+    RunConfig,
     StudentConfig,
     dotted_to_nested,
     from_dict,
+    load_config,
     load_yaml,
-    merge,
     save_config,
     to_dict,
 )
@@ -54,47 +55,20 @@ from textkd.utils import atomic_write_json
 console = Console()
 
 
-@dataclass
-class RunConfig:
-    """What `textkd run` trains, measures and exports; how each model trains stays in the other sections."""
-
-    students: list[str] = field(default_factory=lambda: ["tinybert-4l-312", "bilstm"])  # preset or preset@init
-    methods: list[str] = field(default_factory=lambda: ["none", "soft"])  # keep "none": KD gain = x - none
-    # Per-student dotted overrides of the `student` section, by preset (or full "preset@init"),
-    # e.g. {"bilstm": {"train.lr": 1e-3, "tokenizer": "wordpiece"}}.
-    student_overrides: dict[str, dict] = field(default_factory=dict)
-    bench: bool = True  # CPU latency/throughput of every model (bench.json)
-    bench_runs: int = 50  # timed repetitions per measurement
-    bench_warmup: int = 5  # untimed repetitions first
-    bench_texts: int = 256  # test texts timed: latency cycles through them, throughput passes over them
-    bench_backends: list[str] = field(default_factory=lambda: ["torch", "onnx", "onnx-int8"])
-    export: bool = True  # ONNX export of every model to <model>/onnx/, with parity against PyTorch (export.json)
-    int8: bool = True  # also a dynamically quantised int8 ONNX model
-    allow_drift: bool = False  # pass an export that drifts from PyTorch (it is flagged in the report anyway)
-
-
 def run_settings(cfg: Config) -> RunConfig:
-    """The `run` section of a config (the defaults when the config has none)."""
-    return getattr(cfg, "run", None) or RunConfig()
+    """The `run` section of a config."""
+    return cfg.run
 
 
 def load_run_config(recipe: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """`load_config` that also accepts a `run:` section (a `RunConfig`) in the recipe and `--run.*` overrides.
+    """`load_config` (kept for callers of the pipeline API; `Config.run` holds the `run:` section).
 
     Example:
         >>> cfg = load_run_config(overrides={"run.methods": "none,soft,hard"})
         >>> run_settings(cfg).methods
         ['none', 'soft', 'hard']
     """
-    values = load_yaml(recipe) if recipe else {}
-    values = merge(values, dotted_to_nested(overrides or {}))
-    if "run" in {f.name for f in dataclasses.fields(Config)}:
-        return from_dict(Config, values)
-    # Until `Config` has a `run` field, the section is validated here and attached to the instance.
-    run_values = values.pop("run", None) or {}
-    cfg = from_dict(Config, values)
-    cfg.run = from_dict(RunConfig, run_values, where="run")
-    return cfg
+    return load_config(recipe, overrides)
 
 
 # --------------------------------------------------------------------------------------------- stages

@@ -284,10 +284,12 @@ def _looks_like_header(
     rows: list[tuple[int, list[str]]], text_column: str, label_column: str, label_names: list[str] | None
 ) -> bool:
     first = [cell.strip() for cell in rows[0][1]]
-    if text_column in first or label_column in first:
-        return True
+    # Column indices ("0", "1") are no header evidence: a data row's label field may well read "1".
     if _INT.match(text_column) and _INT.match(label_column):
         return False
+    names = [column for column in (text_column, label_column) if not _INT.match(column)]
+    if any(column in first for column in names):
+        return True
     index = int(label_column) if _INT.match(label_column) else _DEFAULT_COLUMNS["label"]
     if index >= len(first):
         return True  # cannot be a data row; the column lookup then names the columns found
