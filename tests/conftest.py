@@ -86,9 +86,19 @@ def tiny_dataset(tiny_texts: list[str], tiny_labels: np.ndarray) -> TextDataset:
     return TextDataset(tiny_texts, tiny_labels, list(TINY_LABELS), source="tiny")
 
 
+def tiny_splits_for_workers() -> DatasetSplits:
+    """`tiny_splits` without pytest, for scripts the tests start in other processes (tests/ddp_worker.py)."""
+    texts, labels = _tiny_rows()
+    return _splits(TextDataset(texts, labels, list(TINY_LABELS), source="tiny"))
+
+
 @pytest.fixture(scope="session")
 def tiny_splits(tiny_dataset: TextDataset) -> DatasetSplits:
     """train = rows 0-23, validation = 24-31, test = 32-39 (each holds every label)."""
+    return _splits(tiny_dataset)
+
+
+def _splits(tiny_dataset: TextDataset) -> DatasetSplits:
     return DatasetSplits(
         name="tiny",
         train=tiny_dataset.subset(range(24), source="tiny/train"),

@@ -9,7 +9,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -134,9 +136,10 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
     cached = None
     needs_teacher = method != "none"
     if needs_teacher and cfg.distill.cache:
-        cached = teacher_outputs(teacher, train, teacher_dir=teacher_dir, prefix=prefix,
-                                 need_pooled=method == "soft+hidden", batch_size=train_cfg.eval_batch_size,
-                                 device=_device(train_cfg))
+        with _main_process_first(train_cfg):  # several processes: the first computes, the others read the files
+            cached = teacher_outputs(teacher, train, teacher_dir=teacher_dir, prefix=prefix,
+                                     need_pooled=method == "soft+hidden", batch_size=train_cfg.eval_batch_size,
+                                     device=_device(train_cfg))
     dims = (student.pooled_size, teacher.pooled_size) if method == "soft+hidden" else (None, None)
     info = {"kind": "student", "preset": cfg.student.preset, "method": method, "teacher": str(teacher_dir),
             "data": to_dict(cfg.data), "loss": repr(loss), "schedules": _schedule_info(method, schedules)}
@@ -246,6 +249,15 @@ def _inputs(dataset: TextDataset, tokenizer, max_len: int, teacher_tokenizer=Non
     if teacher_tokenizer is not None:
         streams[TEACHER] = encode(dataset.texts, teacher_tokenizer, max_len)
     return ModelInputs(streams, dataset.labels)
+
+
+def _main_process_first(train_cfg) -> contextlib.AbstractContextManager:
+    """Under `accelerate launch` / `torchrun` (WORLD_SIZE > 1): run the block on the main process first."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return contextlib.nullcontext()
+    from accelerate import PartialState
+
+    return PartialState(cpu=_device(train_cfg) == "cpu").main_process_first()
 
 
 def _device(train_cfg) -> str:

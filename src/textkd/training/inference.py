@@ -12,7 +12,7 @@ from torch import nn
 from textkd.data.batching import ModelInputs, eval_batches
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: its tensors must never reach autograd (LSTM weights under DDP)
 def forward_outputs(
     model: nn.Module,
     inputs: ModelInputs,

@@ -142,7 +142,8 @@ class Trainer:
         cfg = self.config
         set_seed(cfg.seed)
         acc = self.accelerator
-        steps_per_epoch = math.ceil(math.ceil(len(train) / cfg.batch_size) / acc.num_processes / cfg.grad_accum)
+        global_batch = cfg.batch_size * acc.num_processes  # one optimiser step's rows across processes
+        steps_per_epoch = math.ceil(math.ceil(len(train) / global_batch) / cfg.grad_accum)
         total_steps = steps_per_epoch * cfg.epochs
         if cfg.max_steps:
             total_steps = min(total_steps, cfg.max_steps)
@@ -186,7 +187,10 @@ class Trainer:
     def _train_epoch(self, module, optimizer, scheduler, train: ModelInputs, state: TrainState, bar) -> dict:
         cfg, acc = self.config, self.accelerator
         module.train()
-        batches = epoch_batches(train.lengths, cfg.batch_size, seed=cfg.seed, epoch=state.epoch, bucket=cfg.bucket)
+        # Global batches of batch_size x processes rows, each process taking its slice: N processes at batch
+        # size B see exactly the batches (and, averaged, the gradients) of one process at batch size N x B.
+        batches = epoch_batches(train.lengths, cfg.batch_size * acc.num_processes, seed=cfg.seed, epoch=state.epoch,
+                                bucket=cfg.bucket)
         batches = _shard(batches, acc.process_index, acc.num_processes)
         sums: dict[str, torch.Tensor] = {}
         bar.start_epoch(state.epoch + 1, len(batches))
@@ -267,11 +271,18 @@ class Trainer:
 
 
 def _shard(batches: list[np.ndarray], rank: int, world: int) -> list[np.ndarray]:
-    """Each process takes every `world`-th batch; all take the same count so collectives line up."""
+    """Process `rank`'s slice of every global batch: rows rank, rank + world, ... of it.
+
+    Every process gets one (possibly shorter) slice per global batch, so all take the same number of steps
+    and their collectives line up; a global batch with fewer rows than processes is dropped.
+
+    Example:
+        >>> [b.tolist() for b in _shard([np.arange(6), np.arange(6, 9)], rank=1, world=2)]
+        [[1, 3, 5], [7]]
+    """
     if world == 1:
         return batches
-    usable = len(batches) // world * world
-    return batches[rank:usable:world]
+    return [batch[rank::world] for batch in batches if len(batch) >= world]
 
 
 def _make_accelerator(cfg: TrainConfig):

@@ -1,0 +1,39 @@
+"""Data-parallel distillation in 2 CPU processes (gloo) matches one process with the same global batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from textkd.models.io import load_model, save_model
+
+WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
+
+
+def _run(args: list[str], cwd: Path) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    env.pop("WORLD_SIZE", None)
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process(tiny_teacher, tiny_tokenizer, tmp_path):
+    teacher_dir = tmp_path / "teacher"
+    save_model(tiny_teacher, tiny_tokenizer, teacher_dir, extra={"kind": "teacher"})
+    # One process at batch 8 and two processes at batch 4 each see the same 8-row global batches.
+    single = _run([sys.executable, str(WORKER), str(teacher_dir), str(tmp_path / "one"), "8"], tmp_path)
+    double = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                   str(WORKER), str(teacher_dir), str(tmp_path / "two"), "4"], tmp_path)
+    assert "rank 0: steps 9" in single  # 24 rows / 8 per step x 3 epochs
+    assert "rank 0: steps 9" in double and "rank 1: steps 9" in double
+    one, _ = load_model(tmp_path / "one" / "bilstm-soft")
+    two, _ = load_model(tmp_path / "two" / "bilstm-soft")
+    for (name, a), b in zip(one.state_dict().items(), two.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
