@@ -12,7 +12,7 @@ from textkd import models as _models  # noqa: F401  (registers the Auto classes)
 from textkd.errors import ConfigError, DataError, ModelLoadError, TextkdError
 
 if TYPE_CHECKING:
-    from textkd.api import TrainResult, distill, evaluate, load_data, predict, train_teacher
+    from textkd.api import TrainResult, distill, evaluate, label, load_data, predict, train_teacher
     from textkd.config import (
         Config,
         DataConfig,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # Public names resolve on first use, so `import textkd` stays cheap (the CLI imports what it needs).
 _LAZY = {
-    "textkd.api": ("TrainResult", "distill", "evaluate", "load_data", "predict", "train_teacher"),
+    "textkd.api": ("TrainResult", "distill", "evaluate", "label", "load_data", "predict", "train_teacher"),
     "textkd.config": ("Config", "DataConfig", "DistillConfig", "RunConfig", "StudentConfig", "TeacherConfig",
                       "TrainConfig", "load_config", "save_config"),
     "textkd.data.dataset": ("DatasetSplits", "TextDataset"),
@@ -68,6 +68,7 @@ __all__ = [
     "TrainResult",
     "distill",
     "evaluate",
+    "label",
     "load_config",
     "load_data",
     "predict",

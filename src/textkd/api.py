@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -21,10 +22,12 @@ import numpy as np
 import torch
 
 from textkd.config import Config, DataConfig, from_dict, save_config, to_dict
+from textkd.data.augment import AugmentSettings, write_augmented
 from textkd.data.batching import STUDENT, TEACHER, ModelInputs
+from textkd.data.corpus import concat_encoded, encode_file, file_fingerprint
 from textkd.data.dataset import DatasetSplits, TextDataset
 from textkd.data.loading import load_splits
-from textkd.data.tokenize import encode, tokenizer_fingerprint
+from textkd.data.tokenize import encode, texts_fingerprint, tokenizer_fingerprint
 from textkd.errors import ConfigError, DataError
 from textkd.evaluation.metrics import agreement, classification_metrics
 from textkd.losses.composite import build_loss
@@ -33,7 +36,7 @@ from textkd.models.backbones import build_teacher
 from textkd.models.classifier import TextkdClassifier
 from textkd.models.io import count_parameters, load_model, model_size_mb
 from textkd.models.students import build_student
-from textkd.training.cache import teacher_outputs
+from textkd.training.cache import CACHE_DIRNAME, concat_outputs, corpus_dir, label_corpus, teacher_outputs
 from textkd.training.distiller import Distiller
 from textkd.training.inference import forward_outputs, softmax
 from textkd.training.trainer import FitResult, Trainer, remove_checkpoint
@@ -140,9 +143,14 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
             cached = teacher_outputs(teacher, train, teacher_dir=teacher_dir, prefix=prefix,
                                      need_pooled=method == "soft+hidden", batch_size=train_cfg.eval_batch_size,
                                      device=_device(train_cfg))
+    transfer = None
+    if needs_teacher and (cfg.distill.augment or cfg.distill.unlabeled):
+        train, cached, transfer = _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
+                                                train, cached, splits)
     dims = (student.pooled_size, teacher.pooled_size) if method == "soft+hidden" else (None, None)
     info = {"kind": "student", "preset": cfg.student.preset, "method": method, "teacher": str(teacher_dir),
-            "data": to_dict(cfg.data), "loss": repr(loss), "schedules": _schedule_info(method, schedules)}
+            "data": to_dict(cfg.data), "loss": repr(loss), "schedules": _schedule_info(method, schedules),
+            "transfer_set": transfer}
     distiller = Distiller(student, tokenizer, train_cfg, out, teacher=teacher if needs_teacher else None, loss=loss,
                           teacher_outputs=cached, teacher_prefix=prefix, student_pooled_dim=dims[0],
                           teacher_pooled_dim=dims[1], schedules=schedules, label_names=splits.label_names,
@@ -242,6 +250,92 @@ def predict(model_dir: str | Path, texts: list[str], *, top_k: int = 3, backend:
 
 
 # ------------------------------------------------------------------------------------------- helpers
+
+
+def label(
+    teacher_dir: str | Path,
+    texts_path: str | Path,
+    output_dir: str | Path | None = None,
+    *,
+    max_len: int | None = None,
+    need_pooled: bool = False,
+    batch_size: int = 256,
+    chunk_size: int = 8192,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Label every text of a corpus file with the teacher (streamed; see `training.cache.label_corpus`).
+
+    The default output folder is the teacher's cache, where `distill(..., unlabeled=[texts_path])` finds it.
+
+    Example:
+        >>> label("runs/banking77/teacher", "unlabeled.txt")["rows"]  # doctest: +SKIP
+        1000000
+    """
+    started = time.perf_counter()
+    if not Path(texts_path).is_file():
+        raise DataError("no such corpus file", path=texts_path, hint="one text per line, UTF-8")
+    teacher, tokenizer = load_model(teacher_dir)
+    if max_len is None:
+        try:
+            max_len = _model_data_config(Path(teacher_dir)).max_len
+        except ConfigError:
+            raise ConfigError("the teacher does not record its max_len", path=teacher_dir,
+                              hint="pass --max-len") from None
+    folder = Path(output_dir) if output_dir else corpus_dir(teacher_dir, texts_path, max_len)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    out = label_corpus(teacher, tokenizer, texts_path, folder, max_len=max_len, need_pooled=need_pooled,
+                       batch_size=batch_size, chunk_size=chunk_size, device=device)
+    return {"folder": folder, "rows": int(out.logits.shape[0]), "cached": out.cached,
+            "wall_s": time.perf_counter() - started}
+
+
+def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, tokenizer, train: ModelInputs,
+                  cached, splits) -> tuple[ModelInputs, Any, dict[str, Any]]:
+    """The training rows plus augmented and unlabeled texts, all labelled by the teacher, memory-mapped.
+
+    Every piece lives in the teacher's cache folder and is reused by later methods and runs: the augmented
+    texts, the teacher outputs of each text file, its tokens for the student, and the joined arrays.
+    Rows without a gold label carry label -100 (no cross-entropy term).
+    """
+    if cached is None:
+        raise ConfigError("distill.augment and distill.unlabeled need the teacher-output cache",
+                          hint="leave distill.cache at true")
+    train_cfg, max_len, distill_cfg = cfg.student.train, cfg.data.max_len, cfg.distill
+    cache_root = teacher_dir / CACHE_DIRNAME
+    files = [Path(p) for p in distill_cfg.unlabeled]
+    for path in files:
+        if not path.is_file():
+            raise DataError("no such unlabeled-text file", path=path, hint="one text per line, UTF-8")
+    if distill_cfg.augment:
+        settings = AugmentSettings(p_mask=distill_cfg.augment_p_mask, p_replace=distill_cfg.augment_p_replace,
+                                   p_ngram=distill_cfg.augment_p_ngram)
+        tag = f"{texts_fingerprint(list(splits.train.texts))}-{distill_cfg.augment}-{train_cfg.seed}"
+        tag += f"-{settings.p_mask:g}-{settings.p_replace:g}-{settings.p_ngram:g}"
+        path = cache_root / f"augment-{tag}.txt"
+        with _main_process_first(train_cfg):
+            if not path.is_file():
+                write_augmented(splits.train.texts, distill_cfg.augment, path, seed=train_cfg.seed, teacher=teacher,
+                                tokenizer=teacher_tokenizer, settings=settings)
+        files.append(path)
+    need_pooled = method == "soft+hidden"
+    streams, outputs = [train.streams[STUDENT]], [cached]
+    with _main_process_first(train_cfg):
+        for path in files:
+            outputs.append(label_corpus(teacher, teacher_tokenizer, path, corpus_dir(teacher_dir, path, max_len),
+                                        max_len=max_len, need_pooled=need_pooled,
+                                        batch_size=train_cfg.eval_batch_size, device=_device(train_cfg),
+                                        progress=train_cfg.progress))
+            tokens = cache_root / f"tokens-{tokenizer_fingerprint(tokenizer)}-{max_len}-{file_fingerprint(path)}"
+            streams.append(encode_file(path, tokenizer, max_len, tokens))
+        key = hashlib.sha256("|".join(s.key for s in streams).encode()).hexdigest()[:16]
+        folder = cache_root / f"transfer-{key}{'-pooled' if need_pooled else ''}"
+        joined = concat_encoded(streams, folder / "student")
+        outputs = concat_outputs(outputs, folder / "teacher")
+    extra = len(joined) - len(train)
+    labels = np.concatenate([train.labels, np.full(extra, -100, dtype=np.int64)])
+    info = {"labelled_rows": len(train), "teacher_labelled_rows": extra, "augment": distill_cfg.augment,
+            "unlabeled": [str(p) for p in distill_cfg.unlabeled]}
+    return ModelInputs({STUDENT: joined}, labels, train.pad_multiple), outputs, info
 
 
 def _inputs(dataset: TextDataset, tokenizer, max_len: int, teacher_tokenizer=None) -> ModelInputs:

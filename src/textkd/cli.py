@@ -178,6 +178,10 @@ def distill_cmd(
     data: str | None = typer.Option(None, "--data", help="Dataset preset (default: the recipe's)."),
     data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
     output: Path | None = typer.Option(None, "--output", "-o", help="Grid folder (default runs/<name>/students)."),
+    augment: int | None = typer.Option(None, help="KD methods: N augmented texts per training text (masking, "
+                                                  "embedding-neighbour swaps, n-grams), labelled by the teacher."),
+    unlabeled: list[Path] | None = typer.Option(None, help="KD methods: a text file (one text per line) the "
+                                                           "teacher labels for the transfer set; repeatable."),
     resume: bool = typer.Option(False, help="Continue unfinished students from their checkpoints."),
 ) -> None:
     """Distil the teacher into a student with one or more KD methods (same seed, data order and schedule).
@@ -186,13 +190,38 @@ def distill_cmd(
 
     Example: textkd distill --teacher runs/banking77/teacher --student tinybert-4l-312 --compare none,soft
     """
-    named = {"data.name": data, "data.data_dir": data_dir, "student.preset": student, "distill.method": method}
+    named = {"data.name": data, "data.data_dir": data_dir, "student.preset": student, "distill.method": method,
+             "distill.augment": augment, "distill.unlabeled": [str(p) for p in unlabeled] if unlabeled else None}
     recipe, extra = split_recipe(ctx.args)
     cfg = _config(recipe, extra, named, alias="student.train")
     methods = [m.strip() for m in compare.split(",") if m.strip()] if compare else None
     results = api.distill(cfg, teacher, output, methods=methods, resume=resume)
     for result in results:
         _print_result(f"{cfg.student.preset} / {result.method}", result)
+
+
+@app.command("label")
+@user_errors
+def label_cmd(
+    teacher: Path = typer.Argument(..., help="A trained teacher folder."),
+    texts: Path = typer.Option(..., "--texts", help="UTF-8 text file, one text per line (any size)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Folder for logits.npy (default: the "
+                                                                    "teacher's cache, where distill finds it)."),
+    max_len: int | None = typer.Option(None, help="Tokens per text (default: the teacher's training setting)."),
+    pooled: bool = typer.Option(False, help="Also store pooled sentence vectors (for soft+hidden)."),
+    batch_size: int = typer.Option(256, help="Texts per forward pass."),
+    chunk_size: int = typer.Option(8192, help="Texts read, labelled and written at a time (bounds memory)."),
+    device: str | None = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)."),
+) -> None:
+    """Label a large text corpus with the teacher, streaming to memory-mapped arrays (logits.npy).
+
+    Runs in several processes (and GPUs) under `accelerate launch` or `torchrun`: each labels its share.
+
+    Example: textkd label runs/banking77/teacher --texts unlabeled.txt
+    """
+    out = api.label(teacher, texts, output, max_len=max_len, need_pooled=pooled, batch_size=batch_size,
+                    chunk_size=chunk_size, device=device)
+    console.print(f"{out['rows']:,} texts labelled -> {out['folder']} ({out['wall_s']:.1f} s)")
 
 
 def _print_result(title: str, result: api.TrainResult) -> None:

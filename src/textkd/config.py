@@ -120,6 +120,13 @@ class DistillConfig:
     layer_weight: float = 1.0  # soft+hidden, transformer students: weight of layer-mapped hidden MSE
     attention_weight: float = 1.0  # soft+hidden, transformer students: weight of attention-map MSE
     cache: bool = True  # compute teacher outputs once and reuse them from disk
+    # The transfer set of the KD methods (none trains on the labelled rows only): the training rows plus
+    # texts the teacher labels. Rows without a gold label get no cross-entropy term.
+    augment: int = 0  # new texts per training text: masking, embedding-neighbour swaps, n-grams (Tang et al.)
+    augment_p_mask: float = 0.1  # per word: replaced by the mask token
+    augment_p_replace: float = 0.1  # per word: replaced by a nearest neighbour in the teacher's embeddings
+    augment_p_ngram: float = 0.25  # per text: only a random 1..5-gram is kept
+    unlabeled: list[str] = field(default_factory=list)  # text files, one text per line, labelled by the teacher
     # Per-step schedules (textkd/losses/schedules.py): the values above are the start values; a linear or
     # cosine schedule moves them to the *_end value at the last optimiser step. T^2 follows the current T.
     temperature_schedule: str = "constant"  # constant | linear | cosine

@@ -61,15 +61,17 @@ def texts_fingerprint(texts: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def encode(texts: list[str], tokenizer, max_len: int) -> EncodedSplit:
+def encode(texts: list[str], tokenizer, max_len: int, *, memo: bool = True) -> EncodedSplit:
     """Tokenise `texts` (truncating to `max_len` tokens), memoised per (tokenizer, max_len, texts).
+
+    `memo=False` neither reads nor fills the memo (chunks of a large corpus must not accumulate in memory).
 
     Example:
         >>> enc = encode(["hello world"], tokenizer, max_len=16)  # doctest: +SKIP
         >>> enc.row(0)  # [CLS] hello world [SEP]
     """
-    key = f"{tokenizer_fingerprint(tokenizer)}-{max_len}-{texts_fingerprint(texts)}"
-    if key in _MEMO:
+    key = f"{tokenizer_fingerprint(tokenizer)}-{max_len}-{texts_fingerprint(texts)}" if memo else ""
+    if memo and key in _MEMO:
         return _MEMO[key]
     chunks: list[np.ndarray] = []
     lengths = np.zeros(len(texts), dtype=np.int64)
@@ -83,5 +85,6 @@ def encode(texts: list[str], tokenizer, max_len: int) -> EncodedSplit:
     ids = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     encoded = EncodedSplit(ids=ids, offsets=offsets, pad_token_id=int(pad), key=key)
-    _MEMO[key] = encoded
+    if memo:
+        _MEMO[key] = encoded
     return encoded

@@ -40,8 +40,12 @@ def cross_entropy(student_logits: Tensor, labels: Tensor) -> Tensor:
     Example:
         >>> cross_entropy(torch.zeros(2, 4), torch.tensor([0, 3])).item()  # log(4)
         1.386...
+        >>> cross_entropy(torch.zeros(2, 4), torch.tensor([-100, -100])).item()  # no gold label in the batch
+        0.0
     """
-    return F.cross_entropy(student_logits.float(), labels)
+    # The mean over labelled rows, 0 for a batch without any (F.cross_entropy's mean would be NaN); no host sync.
+    total = F.cross_entropy(student_logits.float(), labels, reduction="sum", ignore_index=-100)
+    return total / (labels != -100).sum().clamp(min=1)
 
 
 def soft_targets(teacher_logits: Tensor, temperature: float | Tensor = 1.0) -> Tensor:

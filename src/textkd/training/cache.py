@@ -134,3 +134,138 @@ def clear_cache(teacher_dir: str | Path) -> None:
 
 def read_meta(folder: str | Path) -> dict:
     return json.loads((Path(folder) / "meta.json").read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------------------------- large corpora
+
+
+def corpus_dir(teacher_dir: str | Path, texts_path: str | Path, max_len: int) -> Path:
+    """Where `label_corpus` keeps a corpus's teacher outputs by default (inside the teacher's cache)."""
+    from textkd.data.corpus import file_fingerprint
+
+    key = f"{teacher_fingerprint(teacher_dir)}-corpus-{file_fingerprint(texts_path)}-{max_len}"
+    return Path(teacher_dir) / CACHE_DIRNAME / key
+
+
+def label_corpus(
+    teacher: nn.Module,
+    tokenizer,
+    texts_path: str | Path,
+    out_dir: str | Path,
+    *,
+    max_len: int,
+    need_pooled: bool = False,
+    batch_size: int = 256,
+    chunk_size: int = 8192,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> TeacherOutputs:
+    """Teacher logits (and pooled vectors) for every text of a corpus file, streamed to memory-mapped .npy.
+
+    The file is read `chunk_size` texts at a time; each chunk is tokenised, run through the teacher and
+    written to its rows of `logits.npy` (N, C) (and `pooled.npy` (N, H)), so memory does not grow with the
+    corpus. Under `accelerate launch` / `torchrun` every process labels every WORLD_SIZE-th chunk into the
+    same files (a shared file system), the main process having created them first. `meta.json` is written
+    last: a folder without it is recomputed, one with it is reused.
+
+    Example:
+        >>> out = label_corpus(teacher, tok, "unlabeled.txt", "runs/t/.textkd-cache/c", max_len=64)  # doctest: +SKIP
+        >>> out.logits.shape  # (N, C), memory-mapped
+    """
+    from textkd.data.corpus import count_texts, file_fingerprint, iter_text_chunks
+    from textkd.data.tokenize import encode
+    from textkd.training.progress import rows_progress
+
+    folder = Path(out_dir)
+    found = _read(folder, need_pooled)
+    if found is not None:
+        return found
+    state = _process_state(device)
+    rank, world = (state.process_index, state.num_processes) if state else (0, 1)
+    rows = count_texts(texts_path)
+    classes = int(teacher.config.num_labels)
+    width = int(getattr(teacher, "pooled_size", 0) or 0)
+    if rank == 0:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "meta.json").unlink(missing_ok=True)
+        np.lib.format.open_memmap(folder / "logits.npy", mode="w+", dtype=np.float32, shape=(rows, classes))
+        if need_pooled:
+            np.lib.format.open_memmap(folder / "pooled.npy", mode="w+", dtype=np.float32, shape=(rows, width))
+    if state:
+        state.wait_for_everyone()
+    logits = np.load(folder / "logits.npy", mmap_mode="r+")
+    pooled = np.load(folder / "pooled.npy", mmap_mode="r+") if need_pooled else None
+    fields = ("logits", "pooled") if need_pooled else ("logits",)
+    device = state.device if state else device
+    with rows_progress(f"labelling {Path(texts_path).name}", rows, enabled=progress and rank == 0) as advance:
+        for index, (start, texts) in enumerate(iter_text_chunks(texts_path, chunk_size)):
+            if index % world != rank:
+                continue
+            encoded = encode(texts, tokenizer, max_len, memo=False)
+            inputs = ModelInputs({"": encoded}, np.zeros(len(texts), dtype=np.int64))
+            values = forward_outputs(teacher, inputs, batch_size, device=device, fields=fields)
+            logits[start : start + len(texts)] = values["logits"]
+            if pooled is not None:
+                pooled[start : start + len(texts)] = values["pooled"]
+            advance(len(texts) * world)
+    logits.flush()
+    if pooled is not None:
+        pooled.flush()
+    del logits, pooled
+    if state:
+        state.wait_for_everyone()
+    if rank == 0:
+        atomic_write_json(folder / "meta.json", {"rows": rows, "classes": classes, "pooled": need_pooled,
+                                                 "texts": str(texts_path), "texts_sha256": file_fingerprint(texts_path),
+                                                 "max_len": max_len})
+    if state:
+        state.wait_for_everyone()
+    found = _read(folder, need_pooled)
+    assert found is not None
+    return TeacherOutputs(logits=found.logits, pooled=found.pooled, cached=False)
+
+
+def _process_state(device):
+    """accelerate's process state when several processes run (WORLD_SIZE > 1), else None."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    cpu = device is not None and torch.device(device).type == "cpu" or not torch.cuda.is_available()
+    return PartialState(cpu=cpu)
+
+
+def concat_outputs(parts: list[TeacherOutputs], folder: str | Path, *, chunk_rows: int = 65536) -> TeacherOutputs:
+    """Teacher outputs of several row sets, one after another, as memory-mapped .npy under `folder`.
+
+    Reused when `folder/meta.json` records the same row count; copies `chunk_rows` rows at a time.
+    """
+    folder = Path(folder)
+    rows = sum(int(p.logits.shape[0]) for p in parts)
+    need_pooled = all(p.pooled is not None for p in parts)
+    meta = folder / "meta.json"
+    if meta.is_file() and read_meta(folder).get("rows") == rows:
+        found = _read(folder, need_pooled)
+        if found is not None:
+            return found
+    folder.mkdir(parents=True, exist_ok=True)
+    meta.unlink(missing_ok=True)
+    names = ("logits", "pooled") if need_pooled else ("logits",)
+    for name in names:
+        width = getattr(parts[0], name).shape[1]
+        out = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.float32, shape=(rows, width))
+        at = 0
+        for part in parts:
+            source = getattr(part, name)
+            for start in range(0, source.shape[0], chunk_rows):
+                block = np.asarray(source[start : start + chunk_rows], dtype=np.float32)
+                out[at : at + len(block)] = block
+                at += len(block)
+        out.flush()
+        del out
+    atomic_write_json(meta, {"rows": rows, "classes": int(parts[0].logits.shape[1]), "pooled": need_pooled})
+    found = _read(folder, need_pooled)
+    assert found is not None
+    return found

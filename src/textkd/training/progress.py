@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -61,3 +62,20 @@ class TrainProgress:
             f"epoch {row['epoch']}: train loss {row.get('train_loss', float('nan')):.4f}  "
             f"val acc {row['val_accuracy']:.4f}  val macro-F1 {row['val_macro_f1']:.4f}{mark}"
         )
+
+
+@contextmanager
+def rows_progress(description: str, total: int, *, enabled: bool = True):
+    """A bar over `total` rows; yields `advance(n)`. Does nothing when disabled.
+
+    Example:
+        >>> with rows_progress("labelling", 10, enabled=False) as advance:
+        ...     advance(10)
+    """
+    if not enabled:
+        yield lambda n: None
+        return
+    with Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True)) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.update(task, advance=n)
