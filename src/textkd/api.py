@@ -121,9 +121,11 @@ def distill(
     return results
 
 
-def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, grid, resume) -> TrainResult:
+def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, grid, resume, *,
+                 out: Path | None = None, epoch_callback=None, test: bool = True) -> TrainResult | FitResult:
+    """Train one student with one method; `test=False` (a search trial) stops after validation-based fitting."""
     train_cfg = cfg.student.train
-    out = grid / f"{cfg.student.preset}-{method.replace('+', '-')}"
+    out = out or grid / f"{cfg.student.preset}-{method.replace('+', '-')}"
     set_seed(train_cfg.seed)  # the same initial student for every method
     student, tokenizer = build_student(cfg.student, teacher, teacher_tokenizer, splits.label_names,
                                        splits.train.texts, splits.language)
@@ -154,8 +156,12 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
     distiller = Distiller(student, tokenizer, train_cfg, out, teacher=teacher if needs_teacher else None, loss=loss,
                           teacher_outputs=cached, teacher_prefix=prefix, student_pooled_dim=dims[0],
                           teacher_pooled_dim=dims[1], schedules=schedules, label_names=splits.label_names,
-                          out_of_scope_label=splits.out_of_scope_label, save_info=info)
+                          out_of_scope_label=splits.out_of_scope_label, save_info=info,
+                          epoch_callback=epoch_callback)
     fit = distiller.fit(train, _inputs(splits.validation, tokenizer, max_len), resume=resume)
+    if not test:
+        remove_checkpoint(out)
+        return fit
     return _finish(out, method, fit, splits, max_len, teacher_dir=teacher_dir)
 
 

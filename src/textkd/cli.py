@@ -200,6 +200,40 @@ def distill_cmd(
         _print_result(f"{cfg.student.preset} / {result.method}", result)
 
 
+@app.command("sweep", context_settings=OVERRIDES)
+@user_errors
+def sweep_cmd(
+    ctx: typer.Context,
+    teacher: Path = typer.Option(..., "--teacher", help="A trained teacher folder."),
+    trials: int = typer.Option(20, help="Trials to run (trial 0 is the configuration as given)."),
+    method: str = typer.Option("soft", help="KD method searched: soft | hard | soft+hidden."),
+    student: str | None = typer.Option(None, help="Student preset (default: the recipe's)."),
+    data: str | None = typer.Option(None, "--data", help="Dataset preset (default: the recipe's)."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Sweep folder (default runs/<name>/sweep)."),
+    timeout: float | None = typer.Option(None, help="Stop starting trials after this many seconds."),
+    seed: int = typer.Option(0, help="Seed of the sampler."),
+) -> None:
+    """Search T, alpha, learning rate and epochs on the validation split with Optuna (pruned early).
+
+    Writes best.yaml (a recipe with the best settings), trials.jsonl, sweep.json, trials.png and report.md;
+    the best trial's student is evaluated on test once, after the search.
+
+    Example: textkd sweep --teacher runs/banking77/teacher recipes/banking77.yaml --trials 20
+    """
+    from textkd.sweep import sweep
+
+    named = {"data.name": data, "data.data_dir": data_dir, "student.preset": student}
+    recipe, extra = split_recipe(ctx.args)
+    cfg = _config(recipe, extra, named, alias="student.train")
+    result = sweep(cfg, teacher, trials=trials, method=method, output_dir=output, seed=seed, timeout_s=timeout)
+    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
+    console.print(f"best of {len(result.trials)} trials: {shown}: validation macro-F1 {result.best_value:.4f} "
+                  f"(as given: {result.default_value:.4f}); test accuracy {result.test_metrics['accuracy']:.4f}, "
+                  f"macro-F1 {result.test_metrics['macro_f1']:.4f}")
+    console.print(f"recipe: {result.output_dir / 'best.yaml'}; report: {result.output_dir / 'report.md'}")
+
+
 @app.command("label")
 @user_errors
 def label_cmd(

@@ -17,6 +17,7 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ class Trainer:
         output_dir: the best model, `metrics.jsonl` and `checkpoint/` go here.
         extras: trainable modules used by `compute_loss` but not part of the saved model.
         save_info: extra fields for the saved model's `textkd_model.json`.
+        epoch_callback: called with each epoch's `metrics.jsonl` row after it is logged; it may raise to stop
+            the run (a hyper-parameter search prunes trials this way).
     """
 
     def __init__(
@@ -102,8 +105,10 @@ class Trainer:
         label_names: list[str] | None = None,
         out_of_scope_label: str | None = None,
         save_info: dict[str, Any] | None = None,
+        epoch_callback: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.model = model
+        self.epoch_callback = epoch_callback
         self.tokenizer = tokenizer
         self.config = config
         self.output_dir = Path(output_dir)
@@ -242,6 +247,8 @@ class Trainer:
                             asdict(state))
         bar.end_epoch(row)
         acc.wait_for_everyone()
+        if self.epoch_callback is not None:
+            self.epoch_callback(row)
 
     def save_best(self) -> None:
         """Save the current model as the run's result (atomic: a half-written model is never visible)."""

@@ -1,0 +1,102 @@
+"""Benchmark: textkd against the peer (the first tutorial's HF-Trainer pipeline), side by side, one call.
+
+Both run the same three jobs on the same machine, one after the other: the all-MiniLM-L6-v2 teacher (10
+epochs, lr 1e-4, batch 32), the `tinybert-4l-312` student (random init, 20 epochs, lr 3e-4, batch 32) with soft
+KD (T=4, alpha 0.7), and the same student without KD. textkd uses its recipe (`recipes/banking77.yaml`):
+length-bucketed batches, cached teacher logits, model selection on a validation carve-out (9,002 training
+rows); the peer trains on all 10,003 rows and selects on test, as the tutorial does. Wall time counts every
+job end to end (data, tokenisation, training, evaluation), and the speed-up is peer seconds / textkd seconds.
+
+Usage (GPU machine; a local all-MiniLM-L6-v2 folder and banking77):
+    python benchmarks/gpu_vs_peer.py --minilm .gpu/minilm --data-dir .gpu/data --peer .gpu/peer_seed1.py
+    python benchmarks/gpu_vs_peer.py ... --quick     # a smoke run: a few steps of each job (CPU is fine)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine, write_results  # noqa: E402
+
+import textkd  # noqa: E402
+from textkd.cli import quiet_transformers  # noqa: E402
+
+
+def run_textkd(args) -> dict:
+    overrides = {"data.data_dir": args.data_dir, "teacher.backbone": args.minilm, "teacher.train.progress": "false",
+                 "student.train.progress": "false", "teacher.train.mixed_precision": args.precision,
+                 "student.train.mixed_precision": args.precision, "output_dir": args.out}
+    if args.quick:
+        overrides.update({"teacher.train.max_steps": "5", "student.train.max_steps": "5",
+                          "teacher.train.epochs": "1", "student.train.epochs": "1"})
+    cfg = textkd.load_config("recipes/banking77.yaml", overrides)
+    jobs = {}
+    started = time.perf_counter()
+    splits = textkd.load_data(cfg.data)
+    teacher_dir = Path(args.out) / "textkd" / "teacher"
+    result = textkd.train_teacher(cfg, teacher_dir, splits=splits)
+    jobs["teacher"] = {"accuracy": result.test_metrics["accuracy"], "macro_f1": result.test_metrics["macro_f1"],
+                       "wall_s": time.perf_counter() - started}
+    for method, name in (("soft", "student_kd"), ("none", "student_nokd")):
+        began = time.perf_counter()
+        [res] = textkd.distill(cfg, teacher_dir, Path(args.out) / "textkd" / "students", methods=[method],
+                               splits=splits)
+        jobs[name] = {"accuracy": res.test_metrics["accuracy"], "macro_f1": res.test_metrics["macro_f1"],
+                      "wall_s": time.perf_counter() - began}
+    jobs["total_wall_s"] = time.perf_counter() - started
+    return jobs
+
+
+def run_peer(args) -> dict:
+    out = Path(args.out) / "peer"
+    command = [sys.executable, args.peer, "--teacher", args.minilm, "--data", str(Path(args.data_dir) / "banking77"),
+               "--out", str(out), "--teacher-lr", "1e-4"] + (["--quick"] if args.quick else [])
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    total = time.perf_counter() - started
+    raw = json.loads((out / "peer_results.json").read_text())
+    jobs = {name: {"accuracy": raw[name]["accuracy"], "macro_f1": raw[name]["f1"], "wall_s": raw[name]["wall_s"]}
+            for name in ("teacher", "student_kd", "student_nokd")}
+    jobs["total_wall_s"] = total
+    return jobs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minilm", required=True, help="local all-MiniLM-L6-v2 folder")
+    ap.add_argument("--data-dir", required=True, help="folder holding banking77/")
+    ap.add_argument("--peer", default="../shared/bench/peer_seed1.py", help="the peer script")
+    ap.add_argument("--out", default="runs/gpu_vs_peer")
+    ap.add_argument("--precision", default="no", help="textkd mixed precision: no (fp32) | bf16 | auto")
+    ap.add_argument("--order", default="textkd,peer", help="which pipeline runs first")
+    ap.add_argument("--quick", action="store_true", help="a few steps per job: checks the script, not the speed")
+    ap.add_argument("--name", default="gpu_vs_peer")
+    args = ap.parse_args()
+    quiet_transformers()
+    runs = {}
+    for who in args.order.split(","):
+        runs[who] = run_textkd(args) if who == "textkd" else run_peer(args)
+        print(f"{who}: {runs[who]['total_wall_s']:.1f} s", flush=True)
+    speedup = runs["peer"]["total_wall_s"] / runs["textkd"]["total_wall_s"]
+    print(f"{'job':14s} {'textkd acc':>10s} {'peer acc':>9s} {'textkd s':>9s} {'peer s':>8s}")
+    for job in ("teacher", "student_kd", "student_nokd"):
+        t, p = runs["textkd"][job], runs["peer"][job]
+        print(f"{job:14s} {t['accuracy']:10.4f} {p['accuracy']:9.4f} {t['wall_s']:9.1f} {p['wall_s']:8.1f}")
+    print(f"total: textkd {runs['textkd']['total_wall_s']:.1f} s, peer {runs['peer']['total_wall_s']:.1f} s, "
+          f"speed-up {speedup:.2f}x (target >= 5x)")
+    write_results(args.name, {"dataset": "banking77", "teacher": "minilm-l6", "student": "tinybert-4l-312",
+                              "method": "soft and none", "quick": args.quick, "runs": runs,
+                              "speedup": speedup, "wall_s": runs["textkd"]["total_wall_s"],
+                              "accuracy": runs["textkd"]["student_kd"]["accuracy"],
+                              "macro_f1": runs["textkd"]["student_kd"]["macro_f1"], "device": machine()["label"]})
+
+
+if __name__ == "__main__":
+    main()
