@@ -197,3 +197,48 @@ def test_teacher_is_not_changed_by_neighbour_search(tiny_teacher, tiny_tokenizer
     before = teacher.get_input_embeddings().weight.clone()
     embedding_neighbours(teacher, tiny_tokenizer, {"week"}, k=2)
     torch.testing.assert_close(teacher.get_input_embeddings().weight, before, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------------ several teachers
+
+
+@pytest.fixture(scope="module")
+def second_teacher_dir(tiny_teacher, tiny_tokenizer, tmp_path_factory):
+    other = copy.deepcopy(tiny_teacher)
+    torch.manual_seed(11)
+    with torch.no_grad():
+        for param in other.parameters():
+            param.add_(torch.randn_like(param) * 0.5)
+    path = tmp_path_factory.mktemp("teacher2")
+    save_model(other, tiny_tokenizer, path, extra={"kind": "teacher"})
+    return path
+
+
+def test_combined_teachers_average_the_softened_distributions(tmp_path):
+    from textkd.training.cache import TeacherOutputs, combine_teachers
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(10, 4)).astype(np.float32), rng.normal(size=(10, 4)).astype(np.float32)
+    out = combine_teachers([TeacherOutputs(a), TeacherOutputs(b)], [3.0, 1.0], 2.0, tmp_path / "e", chunk_rows=3)
+    soft = lambda z: torch.softmax(torch.as_tensor(np.array(z), dtype=torch.float64) / 2.0, -1)  # noqa: E731
+    torch.testing.assert_close(soft(out.logits), 0.75 * soft(a) + 0.25 * soft(b), atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="one non-negative weight per teacher"):
+        combine_teachers([TeacherOutputs(a), TeacherOutputs(b)], [1.0], 2.0, tmp_path / "f")
+
+
+def test_distill_from_two_teachers(teacher_dir, second_teacher_dir, tiny_bert_dir, tiny_splits, tmp_path):
+    from textkd.training.cache import CACHE_DIRNAME
+
+    cfg = _cfg(tiny_bert_dir, teachers=[str(second_teacher_dir)], teacher_weights=[1.0, 1.0], augment=1)
+    [result] = textkd.distill(cfg, teacher_dir, tmp_path / "grid", methods=["soft"], splits=tiny_splits)
+    info = json.loads((result.output_dir / "textkd_model.json").read_text())
+    assert info["teachers"] == [str(teacher_dir), str(second_teacher_dir)]
+    ensembles = sorted((teacher_dir / CACHE_DIRNAME).glob("ensemble-*"))
+    assert len(ensembles) == 2  # the training rows, and the augmented texts
+    rows = sorted(int(np.load(folder / "logits.npy", mmap_mode="r").shape[0]) for folder in ensembles)
+    assert rows == [24, 24]
+    with pytest.raises(ConfigError, match="soft\\+hidden matches one teacher"):
+        textkd.distill(cfg, teacher_dir, tmp_path / "g", methods=["soft+hidden"], splits=tiny_splits)
+    bad = _cfg(tiny_bert_dir, teachers=[str(second_teacher_dir)], teacher_weights=[1.0])
+    with pytest.raises(ConfigError, match="distill.teacher_weights needs 2 non-negative weights"):
+        textkd.distill(bad, teacher_dir, tmp_path / "h", methods=["soft"], splits=tiny_splits)

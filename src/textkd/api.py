@@ -36,7 +36,16 @@ from textkd.models.backbones import build_teacher
 from textkd.models.classifier import TextkdClassifier
 from textkd.models.io import count_parameters, load_model, model_size_mb
 from textkd.models.students import build_student
-from textkd.training.cache import CACHE_DIRNAME, concat_outputs, corpus_dir, label_corpus, teacher_outputs
+from textkd.training.cache import (
+    CACHE_DIRNAME,
+    cache_key,
+    combine_teachers,
+    concat_outputs,
+    corpus_dir,
+    label_corpus,
+    teacher_fingerprint,
+    teacher_outputs,
+)
 from textkd.training.distiller import Distiller
 from textkd.training.inference import forward_outputs, softmax
 from textkd.training.trainer import FitResult, Trainer, remove_checkpoint
@@ -145,14 +154,23 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
             cached = teacher_outputs(teacher, train, teacher_dir=teacher_dir, prefix=prefix,
                                      need_pooled=method == "soft+hidden", batch_size=train_cfg.eval_batch_size,
                                      device=_device(train_cfg))
+    members = _other_teachers(cfg, method, splits, cached) if needs_teacher and cfg.distill.teachers else []
+    if members:
+        parts = [cached] + [teacher_outputs(model, _inputs(splits.train, tok, max_len), teacher_dir=folder,
+                                            batch_size=train_cfg.eval_batch_size, device=_device(train_cfg))
+                            for model, tok, folder in members]
+        key = "|".join([cache_key(teacher_dir, train, prefix)] + [teacher_fingerprint(f) for _, _, f in members])
+        cached = combine_teachers(parts, _teacher_weights(cfg, members), cfg.distill.temperature,
+                                  teacher_dir / CACHE_DIRNAME / f"ensemble-{_digest(key, cfg)}")
     transfer = None
     if needs_teacher and (cfg.distill.augment or cfg.distill.unlabeled):
         train, cached, transfer = _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
-                                                train, cached, splits)
+                                                train, cached, splits, members)
     dims = (student.pooled_size, teacher.pooled_size) if method == "soft+hidden" else (None, None)
     info = {"kind": "student", "preset": cfg.student.preset, "method": method, "teacher": str(teacher_dir),
             "data": to_dict(cfg.data), "loss": repr(loss), "schedules": _schedule_info(method, schedules),
-            "transfer_set": transfer}
+            "transfer_set": transfer,
+            "teachers": [str(teacher_dir), *cfg.distill.teachers] if members else None}
     distiller = Distiller(student, tokenizer, train_cfg, out, teacher=teacher if needs_teacher else None, loss=loss,
                           teacher_outputs=cached, teacher_prefix=prefix, student_pooled_dim=dims[0],
                           teacher_pooled_dim=dims[1], schedules=schedules, label_names=splits.label_names,
@@ -295,8 +313,41 @@ def label(
             "wall_s": time.perf_counter() - started}
 
 
+def _other_teachers(cfg, method: str, splits, cached) -> list[tuple[Any, Any, Path]]:
+    """The further teachers of an ensemble (model, tokenizer, folder), checked against the dataset."""
+    if method == "soft+hidden":
+        raise ConfigError("several teachers combine soft targets only; soft+hidden matches one teacher's "
+                          "representations", hint="use soft or hard with distill.teachers")
+    if cached is None:
+        raise ConfigError("several teachers need the teacher-output cache", hint="leave distill.cache at true")
+    members = []
+    for folder in map(Path, cfg.distill.teachers):
+        model, tok = load_model(folder)
+        _check_labels(model, splits, folder)
+        members.append((model, tok, folder))
+    _teacher_weights(cfg, members)
+    return members
+
+
+def _teacher_weights(cfg, members) -> list[float]:
+    weights = list(cfg.distill.teacher_weights) or [1.0] * (len(members) + 1)
+    if len(weights) != len(members) + 1 or min(weights) < 0 or sum(weights) <= 0:
+        raise ConfigError(f"distill.teacher_weights needs {len(members) + 1} non-negative weights (main teacher "
+                          f"first) with a positive sum, got {weights}")
+    return weights
+
+
+def _digest(key: str, cfg) -> str:
+    extra = f"{key}|{_teacher_weights_text(cfg)}|{cfg.distill.temperature}"
+    return hashlib.sha256(extra.encode()).hexdigest()[:16]
+
+
+def _teacher_weights_text(cfg) -> str:
+    return ",".join(f"{w:g}" for w in cfg.distill.teacher_weights) or "equal"
+
+
 def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, tokenizer, train: ModelInputs,
-                  cached, splits) -> tuple[ModelInputs, Any, dict[str, Any]]:
+                  cached, splits, members=()) -> tuple[ModelInputs, Any, dict[str, Any]]:
     """The training rows plus augmented and unlabeled texts, all labelled by the teacher, memory-mapped.
 
     Every piece lives in the teacher's cache folder and is reused by later methods and runs: the augmented
@@ -327,10 +378,16 @@ def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, to
     streams, outputs = [train.streams[STUDENT]], [cached]
     with _main_process_first(train_cfg):
         for path in files:
-            outputs.append(label_corpus(teacher, teacher_tokenizer, path, corpus_dir(teacher_dir, path, max_len),
-                                        max_len=max_len, need_pooled=need_pooled,
-                                        batch_size=train_cfg.eval_batch_size, device=_device(train_cfg),
-                                        progress=train_cfg.progress))
+            labelled = [label_corpus(model, tok, path, corpus_dir(folder, path, max_len), max_len=max_len,
+                                     need_pooled=need_pooled and model is teacher,
+                                     batch_size=train_cfg.eval_batch_size, device=_device(train_cfg),
+                                     progress=train_cfg.progress)
+                        for model, tok, folder in [(teacher, teacher_tokenizer, teacher_dir), *members]]
+            if members:
+                key = f"{file_fingerprint(path)}|{max_len}|" + "|".join(teacher_fingerprint(f) for _, _, f in members)
+                labelled = [combine_teachers(labelled, _teacher_weights(cfg, members), distill_cfg.temperature,
+                                             cache_root / f"ensemble-{_digest(key, cfg)}")]
+            outputs.append(labelled[0])
             tokens = cache_root / f"tokens-{tokenizer_fingerprint(tokenizer)}-{max_len}-{file_fingerprint(path)}"
             streams.append(encode_file(path, tokenizer, max_len, tokens))
         key = hashlib.sha256("|".join(s.key for s in streams).encode()).hexdigest()[:16]

@@ -167,7 +167,9 @@ def teacher_cmd(
 @user_errors
 def distill_cmd(
     ctx: typer.Context,
-    teacher: Path = typer.Option(..., "--teacher", help="A trained teacher folder."),
+    teacher: list[Path] = typer.Option(..., "--teacher", help="A trained teacher folder. Repeat it for several "
+                                                               "teachers: their soft targets are averaged (weights: "
+                                                               "--kd.teacher-weights 2,1)."),
     student: str | None = typer.Option(None, help="Student preset: tinybert-4l-312, bert-mini-4l-256, "
                                                   "bert-tiny-2l-128, bilstm, bilstm-zh."),
     method: str | None = typer.Option(None, help="none | hard | soft | soft+hidden. soft = alpha * T^2 * "
@@ -191,11 +193,12 @@ def distill_cmd(
     Example: textkd distill --teacher runs/banking77/teacher --student tinybert-4l-312 --compare none,soft
     """
     named = {"data.name": data, "data.data_dir": data_dir, "student.preset": student, "distill.method": method,
-             "distill.augment": augment, "distill.unlabeled": [str(p) for p in unlabeled] if unlabeled else None}
+             "distill.augment": augment, "distill.unlabeled": [str(p) for p in unlabeled] if unlabeled else None,
+             "distill.teachers": [str(p) for p in teacher[1:]] or None}
     recipe, extra = split_recipe(ctx.args)
     cfg = _config(recipe, extra, named, alias="student.train")
     methods = [m.strip() for m in compare.split(",") if m.strip()] if compare else None
-    results = api.distill(cfg, teacher, output, methods=methods, resume=resume)
+    results = api.distill(cfg, teacher[0], output, methods=methods, resume=resume)
     for result in results:
         _print_result(f"{cfg.student.preset} / {result.method}", result)
 

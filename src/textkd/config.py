@@ -127,6 +127,10 @@ class DistillConfig:
     augment_p_replace: float = 0.1  # per word: replaced by a nearest neighbour in the teacher's embeddings
     augment_p_ngram: float = 0.25  # per text: only a random 1..5-gram is kept
     unlabeled: list[str] = field(default_factory=list)  # text files, one text per line, labelled by the teacher
+    # Several teachers (hard and soft): the soft targets are the weighted mean of every teacher's
+    # softmax(z / T) at the configured temperature; the main teacher (--teacher) comes first.
+    teachers: list[str] = field(default_factory=list)  # further teacher folders
+    teacher_weights: list[float] = field(default_factory=list)  # one per teacher, main first; empty = equal
     # Per-step schedules (textkd/losses/schedules.py): the values above are the start values; a linear or
     # cosine schedule moves them to the *_end value at the last optimiser step. T^2 follows the current T.
     temperature_schedule: str = "constant"  # constant | linear | cosine

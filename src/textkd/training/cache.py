@@ -269,3 +269,55 @@ def concat_outputs(parts: list[TeacherOutputs], folder: str | Path, *, chunk_row
     found = _read(folder, need_pooled)
     assert found is not None
     return found
+
+
+def combine_teachers(
+    parts: list[TeacherOutputs], weights: list[float], temperature: float, folder: str | Path,
+    *, chunk_rows: int = 65536,
+) -> TeacherOutputs:
+    """One set of logits whose softened distribution is the weighted mean of several teachers' at T.
+
+    z = T * log(sum_i w_i * softmax(z_i / T)), so softmax(z / T) = sum_i w_i * softmax(z_i / T) exactly at this
+    T (hard labels take its argmax). Weights are normalised to sum to 1. Written to `folder/logits.npy`
+    (memory-mapped, `chunk_rows` rows at a time) and reused when complete.
+
+    Example:
+        >>> a = TeacherOutputs(np.array([[2.0, 0.0]], dtype=np.float32))
+        >>> b = TeacherOutputs(np.array([[0.0, 2.0]], dtype=np.float32))
+        >>> out = combine_teachers([a, b], [1.0, 1.0], 1.0, "/tmp/textkd-doctest-ensemble")
+        >>> np.round(np.exp(out.logits) / np.exp(out.logits).sum(-1, keepdims=True), 3).tolist()
+        [[0.5, 0.5]]
+    """
+    rows = {int(p.logits.shape[0]) for p in parts}
+    if len(rows) != 1:
+        raise ValueError(f"teachers labelled different numbers of rows: {sorted(rows)}")
+    total = float(sum(weights))
+    if len(weights) != len(parts) or total <= 0 or min(weights) < 0:
+        raise ValueError(f"need one non-negative weight per teacher with a positive sum, got {weights}")
+    w = np.asarray(weights, dtype=np.float64) / total
+    folder = Path(folder)
+    n = rows.pop()
+    if (folder / "meta.json").is_file() and read_meta(folder).get("rows") == n:
+        found = _read(folder, False)
+        if found is not None:
+            return found
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "meta.json").unlink(missing_ok=True)
+    classes = parts[0].logits.shape[1]
+    out = np.lib.format.open_memmap(folder / "logits.npy", mode="w+", dtype=np.float32, shape=(n, classes))
+    for start in range(0, n, chunk_rows):
+        mixed = np.zeros((min(chunk_rows, n - start), classes), dtype=np.float64)
+        for weight, part in zip(w, parts, strict=True):
+            z = np.asarray(part.logits[start : start + chunk_rows], dtype=np.float64) / temperature
+            z -= z.max(-1, keepdims=True)
+            p = np.exp(z)
+            mixed += weight * p / p.sum(-1, keepdims=True)
+        out[start : start + len(mixed)] = (temperature * np.log(np.maximum(mixed, 1e-30))).astype(np.float32)
+    out.flush()
+    del out
+    atomic_write_json(folder / "meta.json", {"rows": n, "classes": int(classes), "pooled": False,
+                                             "teachers": len(parts), "weights": w.tolist(),
+                                             "temperature": temperature})
+    found = _read(folder, False)
+    assert found is not None
+    return found
