@@ -75,3 +75,12 @@ def test_parse_cli_overrides_forms_and_alias():
         parse_cli_overrides(["oops"])
     with pytest.raises(ConfigError, match="unknown option --epochs"):
         parse_cli_overrides(["--epochs", "3"])
+
+
+def test_mapping_overrides_parse_from_the_command_line():
+    from textkd.config import load_config
+
+    cfg = load_config(None, {"run.student_overrides": '{"bilstm": {"train.lr": 1.0e-3}}'})
+    assert cfg.run.student_overrides == {"bilstm": {"train.lr": 0.001}}
+    with pytest.raises(ConfigError, match="'run.student_overrides' expects a mapping, got '3'"):
+        load_config(None, {"run.student_overrides": "3"})

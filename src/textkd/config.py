@@ -223,6 +223,11 @@ def _convert(hint: Any, value: Any, dotted: str) -> Any:
     if origin is list:
         items = _parse_list(value, dotted)
         return [_convert(args[0], v, dotted) for v in items]
+    if origin is dict:
+        mapping = yaml.safe_load(value) if isinstance(value, str) else value  # "{bilstm: {train.lr: 1e-3}}"
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"{dotted!r} expects a mapping, got {value!r}", hint="e.g. '{bilstm: {train.lr: 1e-3}}'")
+        return mapping
     return _scalar(hint, value, dotted)
 
 
