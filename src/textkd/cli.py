@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -262,6 +263,8 @@ def label_cmd(
 
 
 def _print_result(title: str, result: api.TrainResult) -> None:
+    if int(os.environ.get("RANK", "0")) != 0:  # several processes (accelerate launch, torchrun): print once
+        return
     m = result.test_metrics
     console.print(f"[bold]{title}[/]: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} "
                   f"(best epoch {result.fit.best_epoch}, {result.fit.wall_s:.0f} s, {result.params:,} params, "
