@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -121,6 +122,9 @@ def main() -> None:
     for rows in args.rows:
         make_inputs(work, rows)
         make_teacher(work / "teacher")
+        # Nothing reused from an earlier run: every stage labels, tokenises and joins from scratch.
+        for stale in (work / "teacher" / ".textkd-cache", work / f"labels_{rows}", work / f"students_{rows}"):
+            shutil.rmtree(stale, ignore_errors=True)
         for name in ("label", "distill"):
             done = subprocess.run([sys.executable, __file__, "--work", str(work), "--rows", str(rows),
                                    "--stage", name], capture_output=True, text=True, check=True)
