@@ -328,3 +328,21 @@ def test_page_in_headless_chromium_shows_the_top_k(live_url, reference):
         driver.quit()
     expected = reference.predict(["the concert tickets sold out"], top_k=2)[0]
     assert shown == [(s["label"], f"{s['score']:.3f}") for s in expected]
+
+
+def test_predict_and_evaluate_commands_take_trust_pickle(tiny_teacher, model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from textkd.cli import app
+
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(model_dir / name, pickled / name)
+    torch.save(tiny_teacher.state_dict(), pickled / "model.pt")
+    refused = CliRunner().invoke(app, ["predict", str(pickled), "rain today"])
+    assert refused.exit_code == 2 and "arbitrary code" in refused.output
+    trusted = CliRunner().invoke(app, ["predict", str(pickled), "rain today", "--json", "--trust-pickle"])
+    assert trusted.exit_code == 0, trusted.output
+    refused = CliRunner().invoke(app, ["evaluate", str(pickled), "--data", "bbc-news"])
+    assert refused.exit_code == 2 and "arbitrary code" in refused.output

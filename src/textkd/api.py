@@ -207,17 +207,19 @@ def evaluate(
     teacher_dir: str | Path | None = None,
     write: bool = True,
     batch_size: int = 256,
+    trust_pickle: bool = False,
 ) -> dict[str, Any]:
     """Accuracy, macro/weighted F1, per-class scores, confusion matrix and ECE of a saved model.
 
     Without `data`, the dataset the model was trained on is used (from its `textkd_model.json`).
-    The metrics are written to `<model_dir>/eval_<split>.json` unless `write=False`.
+    The metrics are written to `<model_dir>/eval_<split>.json` unless `write=False`. `trust_pickle` allows a
+    pickle checkpoint (.bin, .pt); loading one can run arbitrary code.
 
     Example:
         >>> m = evaluate("runs/bbc/teacher")  # doctest: +SKIP
         >>> round(m["accuracy"], 3)  # doctest: +SKIP
     """
-    model, tokenizer = load_model(model_dir)
+    model, tokenizer = load_model(model_dir, trust_pickle=trust_pickle)
     if splits is None:
         data = data or _model_data_config(model_dir)
         splits = load_splits(data)
@@ -245,10 +247,12 @@ def evaluate(
     return metrics
 
 
-def predict(model_dir: str | Path, texts: list[str], *, top_k: int = 3, backend: str = "auto") -> dict[str, Any]:
+def predict(model_dir: str | Path, texts: list[str], *, top_k: int = 3, backend: str = "auto",
+            trust_pickle: bool = False) -> dict[str, Any]:
     """Top-k labels with probabilities for each text, and the latency of the call.
 
-    `model_dir` is a textkd model folder or an ONNX export folder (`textkd export`).
+    `model_dir` is a textkd model folder or an ONNX export folder (`textkd export`); `trust_pickle` allows a
+    pickle checkpoint (.bin, .pt), which can run arbitrary code when loaded.
 
     Returns:
         {"model": str, "backend": "torch" | "onnx", "latency_ms": float, "predictions": [{"text": str,
@@ -264,7 +268,7 @@ def predict(model_dir: str | Path, texts: list[str], *, top_k: int = 3, backend:
 
     if not texts:
         raise DataError("no texts to predict", hint="pass texts as arguments or --file FILE")
-    predictor = Predictor(model_dir, backend=backend)
+    predictor = Predictor(model_dir, backend=backend, trust_pickle=trust_pickle)
     started = time.perf_counter()
     top = predictor.predict(texts, top_k=top_k)
     latency_ms = (time.perf_counter() - started) * 1000

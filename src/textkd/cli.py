@@ -283,6 +283,8 @@ def evaluate_cmd(
     split: str = typer.Option("test", help="train | validation | test."),
     max_len: int | None = typer.Option(None, help="Tokens per text (default: the training setting)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
+                                                                     "loading one can run arbitrary code."),
 ) -> None:
     """Accuracy, macro/weighted F1, per-class scores, confusion matrix and calibration of a model."""
     cfg = None
@@ -291,7 +293,7 @@ def evaluate_cmd(
     elif data_dir is not None:
         cfg = api._model_data_config(model)
         cfg.data_dir = data_dir
-    metrics = api.evaluate(model, cfg, split=split, max_len=max_len)
+    metrics = api.evaluate(model, cfg, split=split, max_len=max_len, trust_pickle=trust_pickle)
     if as_json:
         console.print_json(json.dumps(metrics, default=str))
         return
@@ -318,12 +320,14 @@ def predict_cmd(
     file: Path | None = typer.Option(None, "--file", "-f", help="A file with one text per line."),
     top_k: int = typer.Option(3, "--top-k", help="How many labels to show per text."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: model, latency_ms, predictions."),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
+                                                                     "loading one can run arbitrary code."),
 ) -> None:
     """Top-k labels with probabilities for each text, and the latency of the call."""
     items = list(texts or [])
     if file is not None:
         items += _read_lines(file)
-    result = api.predict(model, items, top_k=top_k)
+    result = api.predict(model, items, top_k=top_k, trust_pickle=trust_pickle)
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         return
