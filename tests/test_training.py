@@ -12,6 +12,8 @@ from safetensors.torch import load_file
 from textkd.config import TrainConfig
 from textkd.data.batching import ModelInputs, epoch_batches
 from textkd.data.tokenize import encode
+from textkd.errors import ConfigError
+from textkd.models.classifier import TextkdClassifier
 from textkd.training.trainer import Trainer
 from textkd.utils import read_jsonl
 
@@ -106,3 +108,26 @@ def test_epoch_batches_deterministic_and_complete():
     padded = sum(len(x) * lengths[x].max() for x in a)
     unbucketed = sum(len(x) * lengths[x].max() for x in epoch_batches(lengths, 32, seed=1, epoch=3, bucket=False))
     assert padded < 0.75 * unbucketed
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager(tiny_splits, tiny_tokenizer, tmp_path):
+    """train.compile (torch.compile) and train.pad_multiple change speed, not the result."""
+    from textkd.models.backbones import scratch_bert_config
+
+    inputs = ModelInputs({"": encode(tiny_splits.train.texts, tiny_tokenizer, 32)}, tiny_splits.train.labels)
+    val = ModelInputs({"": encode(tiny_splits.validation.texts, tiny_tokenizer, 32)}, tiny_splits.validation.labels)
+    weights = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        encoder = {**scratch_bert_config(tiny_tokenizer, 1, 32, 2, 64), "hidden_dropout_prob": 0.0,
+                   "attention_probs_dropout_prob": 0.0}
+        model = TextkdClassifier.from_scratch(encoder, 4, tiny_splits.label_names, dropout=0.0)
+        cfg = TrainConfig(epochs=1, batch_size=8, lr=1e-3, progress=False, device="cpu", compile=compiled,
+                          pad_multiple=8)
+        Trainer(model, tiny_tokenizer, cfg, tmp_path / str(compiled)).fit(inputs, val)
+        weights[compiled] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for key, value in weights[False].items():
+        torch.testing.assert_close(weights[True][key], value, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match="train.pad_multiple must be >= 1, got 0"):
+        Trainer(model, tiny_tokenizer, TrainConfig(pad_multiple=0, device="cpu"), tmp_path / "x").fit(inputs, val)

@@ -62,6 +62,8 @@ class TrainConfig:
     seed: int = 42
     mixed_precision: str = "auto"  # auto (bf16 on a GPU that has it, else fp32) | no | bf16 | fp16
     bucket: bool = True  # length-bucketed batches: fewer padding tokens, same epochs
+    pad_multiple: int = 1  # pad each batch to a multiple of N tokens (8 or 16: fewer shapes for compile)
+    compile: bool = False  # torch.compile the trained model: pays on a GPU over many steps, costs minutes first
     max_steps: int | None = None  # stop after this many optimiser steps (smoke tests)
     device: str | None = None  # None lets accelerate choose; "cpu" forces the CPU
     progress: bool = True  # rich progress bars

@@ -18,7 +18,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from torch import nn
 
 from textkd.config import TrainConfig
 from textkd.data.batching import ModelInputs, epoch_batches
+from textkd.errors import ConfigError
 from textkd.evaluation.metrics import classification_metrics
 from textkd.losses.composite import LossOutput
 from textkd.losses.functional import cross_entropy
@@ -147,6 +148,13 @@ class Trainer:
         cfg = self.config
         set_seed(cfg.seed)
         acc = self.accelerator
+        if cfg.pad_multiple < 1:
+            raise ConfigError(f"train.pad_multiple must be >= 1, got {cfg.pad_multiple}")
+        if cfg.pad_multiple > 1:  # fewer distinct batch shapes (compiled graphs, tensor cores)
+            train, validation = (replace(x, pad_multiple=cfg.pad_multiple) for x in (train, validation))
+        if cfg.compile and not getattr(self, "_compiled", False):
+            self.model.compile()  # in place: state_dict keys and saving are unchanged
+            self._compiled = True
         global_batch = cfg.batch_size * acc.num_processes  # one optimiser step's rows across processes
         steps_per_epoch = math.ceil(math.ceil(len(train) / global_batch) / cfg.grad_accum)
         total_steps = steps_per_epoch * cfg.epochs
