@@ -1,6 +1,7 @@
 """Worker for tests/test_distributed.py: one soft-KD distillation, run by 1 or N processes.
 
     python -m torch.distributed.run --nproc_per_node 2 tests/ddp_worker.py TEACHER_DIR OUT BATCH_SIZE
+    python -m torch.distributed.run --nproc_per_node 2 tests/ddp_worker.py label TEACHER_DIR TEXTS OUT
 
 Builds the same tiny English splits as conftest, distils a 1-layer BiLSTM with dropout switched off (so the
 only difference between 1 and N processes is how the batches are spread), and saves the final student.
@@ -34,7 +35,17 @@ def _no_dropout(build):
     return wrapped
 
 
+def label() -> None:
+    """`ddp_worker.py label TEACHER_DIR TEXTS OUT`: label a corpus (each process takes every N-th chunk)."""
+    teacher_dir, texts, out = Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+    result = textkd.label(teacher_dir, texts, out, max_len=32, batch_size=4, chunk_size=5, device="cpu")
+    print(f"labelled {result['rows']} rows")
+
+
 def main() -> None:
+    if sys.argv[1] == "label":
+        label()
+        return
     teacher_dir, out, batch_size = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     from conftest import tiny_splits_for_workers
 

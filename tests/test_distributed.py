@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,3 +38,23 @@ def test_two_gloo_processes_match_one_process(tiny_teacher, tiny_tokenizer, tmp_
     two, _ = load_model(tmp_path / "two" / "bilstm-soft")
     for (name, a), b in zip(one.state_dict().items(), two.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.slow
+def test_two_processes_label_a_corpus_like_one(tiny_teacher, tiny_tokenizer, tiny_texts, tmp_path):
+    import numpy as np
+
+    teacher_dir = tmp_path / "teacher"
+    save_model(tiny_teacher, tiny_tokenizer, teacher_dir, extra={"kind": "teacher"})
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(tiny_texts) + "\n", encoding="utf-8")  # 40 texts: 8 chunks of 5
+    _run([sys.executable, str(WORKER), "label", str(teacher_dir), str(texts), str(tmp_path / "one")], tmp_path)
+    double = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                   str(WORKER), "label", str(teacher_dir), str(texts), str(tmp_path / "two")], tmp_path)
+    assert double.count("labelled 40 rows") == 2
+    one = np.load(tmp_path / "one" / "logits.npy")
+    two = np.load(tmp_path / "two" / "logits.npy")
+    assert one.shape == (40, 4) and np.abs(one).sum() > 0
+    np.testing.assert_allclose(two, one, atol=1e-5)
+    meta = json.loads((tmp_path / "two" / "meta.json").read_text())
+    assert meta["processes"] == 2 and meta["rows"] == 40  # each process labelled every other chunk

@@ -217,7 +217,7 @@ def label_corpus(
     if rank == 0:
         atomic_write_json(folder / "meta.json", {"rows": rows, "classes": classes, "pooled": need_pooled,
                                                  "texts": str(texts_path), "texts_sha256": file_fingerprint(texts_path),
-                                                 "max_len": max_len})
+                                                 "max_len": max_len, "processes": world})
     if state:
         state.wait_for_everyone()
     found = _read(folder, need_pooled)
