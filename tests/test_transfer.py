@@ -179,6 +179,9 @@ def test_distill_with_augmentation_and_unlabeled_text(teacher_dir, tiny_bert_dir
     assert steps == {"none": 3, "soft": 13, "soft+hidden": 13}  # 24 rows vs 24 + 74 rows, 8 per step
     rows = json.loads((by_method["soft+hidden"].output_dir / "metrics.jsonl").read_text().splitlines()[0])
     assert np.isfinite(rows["train_loss"]) and rows["train_hidden"] > 0
+    summary = json.loads((tmp_path / "grid" / "comparison_bert-tiny-2l-128.json").read_text())
+    assert [r["transfer_set"] is None for r in summary["results"]] == [True, False, False]
+    assert "teacher-labelled texts" in summary["shared"]["data_order"]
     augmented = sorted((teacher_dir / ".textkd-cache").glob("augment-*.txt"))
     assert len(augmented) == 1 and count_texts(augmented[0]) == 72
 

@@ -462,6 +462,11 @@ def _model_data_config(model_dir) -> DataConfig:
     return from_dict(DataConfig, info["data"])
 
 
+def _saved_info(model_dir: Path) -> dict[str, Any]:
+    path = Path(model_dir) / "textkd_model.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def _write_grid_summary(grid: Path, cfg: Config, results: list[TrainResult]) -> None:
     """State what every method shared (the fairness of the comparison) next to their figures.
 
@@ -476,7 +481,8 @@ def _write_grid_summary(grid: Path, cfg: Config, results: list[TrainResult]) -> 
                           "macro_f1": r.test_metrics["macro_f1"],
                           "agreement_with_teacher": r.test_metrics.get("agreement_with_teacher"),
                           "best_epoch": r.fit.best_epoch, "wall_s": round(r.fit.wall_s, 2), "params": r.params,
-                          "size_mb": round(r.size_mb, 3)}
+                          "size_mb": round(r.size_mb, 3), "transfer_set": _saved_info(r.output_dir).get("transfer_set")}
+    transfer = bool(cfg.distill.augment or cfg.distill.unlabeled)
     summary = {
         "student": cfg.student.preset,
         "init": cfg.student.init,
@@ -484,7 +490,9 @@ def _write_grid_summary(grid: Path, cfg: Config, results: list[TrainResult]) -> 
                    "optimizer": "AdamW", "weight_decay": train.weight_decay,
                    "schedule": f"linear warm-up {train.warmup_ratio:.0%} then linear decay",
                    "initial_weights": "identical for every method (seeded before the student is built)",
-                   "data_order": "length-bucketed, seeded by (seed, epoch): identical for every method"},
+                   "data_order": "length-bucketed, seeded by (seed, epoch): identical for every method"
+                                 + ("; the KD methods' epochs also cover the teacher-labelled texts (see transfer_set)"
+                                    if transfer else "")},
         "distill": to_dict(cfg.distill),
         "results": [rows[m] for m in METHODS if m in rows],
     }
