@@ -240,6 +240,8 @@ def _hyperparameters(config: dict[str, Any], role: str) -> dict[str, Any]:
         out.update({k: distill.get(k) for k in ("method", "temperature", "alpha")})
         if out["method"] in ("soft", "soft+hidden"):
             out["kd_schedule"] = _schedule_text(distill, out["method"])
+        if out["method"] != "none":  # the transfer set beyond the labelled rows, when there is one
+            out.update({k: distill.get(k) or None for k in ("augment", "unlabeled", "teachers")})
     return out
 
 
