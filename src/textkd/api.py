@@ -9,10 +9,8 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,10 +29,10 @@ from textkd.data.tokenize import encode, texts_fingerprint, tokenizer_fingerprin
 from textkd.errors import ConfigError, DataError
 from textkd.evaluation.metrics import agreement, classification_metrics
 from textkd.losses.composite import build_loss
-from textkd.losses.schedules import Schedule, distill_schedules
+from textkd.losses.schedules import applicable_schedules, describe_schedules, distill_schedules
 from textkd.models.backbones import build_teacher
 from textkd.models.classifier import TextkdClassifier
-from textkd.models.io import count_parameters, load_model, model_size_mb
+from textkd.models.io import count_parameters, load_model, model_size_mb, read_marker
 from textkd.models.students import build_student
 from textkd.training.cache import (
     CACHE_DIRNAME,
@@ -47,6 +45,7 @@ from textkd.training.cache import (
     teacher_outputs,
 )
 from textkd.training.distiller import Distiller
+from textkd.training.distributed import main_process_first
 from textkd.training.inference import forward_outputs, softmax
 from textkd.training.trainer import FitResult, Trainer, remove_checkpoint
 from textkd.utils import atomic_write_json, set_seed
@@ -150,25 +149,27 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
     cached = None
     needs_teacher = method != "none"
     if needs_teacher and cfg.distill.cache:
-        with _main_process_first(train_cfg):  # several processes: the first computes, the others read the files
+        with main_process_first(_device(train_cfg)):  # several processes: the first computes, the others read the files
             cached = teacher_outputs(teacher, train, teacher_dir=teacher_dir, prefix=prefix,
                                      need_pooled=method == "soft+hidden", batch_size=train_cfg.eval_batch_size,
                                      device=_device(train_cfg))
-    members = _other_teachers(cfg, method, splits, cached) if needs_teacher and cfg.distill.teachers else []
-    if members:
+    members, weights = [], []
+    if needs_teacher and cfg.distill.teachers:
+        members, weights = _other_teachers(cfg, method, splits, cached)
         parts = [cached] + [teacher_outputs(model, _inputs(splits.train, tok, max_len), teacher_dir=folder,
                                             batch_size=train_cfg.eval_batch_size, device=_device(train_cfg))
                             for model, tok, folder in members]
         key = "|".join([cache_key(teacher_dir, train, prefix)] + [teacher_fingerprint(f) for _, _, f in members])
-        cached = combine_teachers(parts, _teacher_weights(cfg, members), cfg.distill.temperature,
-                                  teacher_dir / CACHE_DIRNAME / f"ensemble-{_digest(key, cfg)}")
+        folder = teacher_dir / CACHE_DIRNAME / f"ensemble-{_digest(key, weights, cfg.distill.temperature)}"
+        cached = combine_teachers(parts, weights, cfg.distill.temperature, folder)
     transfer = None
     if needs_teacher and (cfg.distill.augment or cfg.distill.unlabeled):
         train, cached, transfer = _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
-                                                train, cached, splits, members)
+                                                train, cached, splits, members, weights)
     dims = (student.pooled_size, teacher.pooled_size) if method == "soft+hidden" else (None, None)
     info = {"kind": "student", "preset": cfg.student.preset, "method": method, "teacher": str(teacher_dir),
-            "data": to_dict(cfg.data), "loss": repr(loss), "schedules": _schedule_info(method, schedules),
+            "data": to_dict(cfg.data), "loss": repr(loss),
+            "schedules": describe_schedules(applicable_schedules(schedules, loss.terms)),
             "transfer_set": transfer,
             "teachers": [str(teacher_dir), *cfg.distill.teachers] if members else None}
     distiller = Distiller(student, tokenizer, train_cfg, out, teacher=teacher if needs_teacher else None, loss=loss,
@@ -181,12 +182,6 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
         remove_checkpoint(out)
         return fit
     return _finish(out, method, fit, splits, max_len, teacher_dir=teacher_dir)
-
-
-def _schedule_info(method: str, schedules: dict[str, Schedule]) -> dict[str, str]:
-    """The resolved schedules a method uses, e.g. {"temperature": "linear 8 -> 1", "alpha": "constant 0.7"}."""
-    used = {"soft": ("temperature", "alpha"), "soft+hidden": ("temperature", "alpha", "hidden_weight")}
-    return {name: schedules[name].describe() for name in used.get(method, ())}
 
 
 def _finish(out: Path, method, fit: FitResult, splits: DatasetSplits, max_len: int, teacher_dir=None) -> TrainResult:
@@ -317,41 +312,33 @@ def label(
             "wall_s": time.perf_counter() - started}
 
 
-def _other_teachers(cfg, method: str, splits, cached) -> list[tuple[Any, Any, Path]]:
-    """The further teachers of an ensemble (model, tokenizer, folder), checked against the dataset."""
+def _other_teachers(cfg, method: str, splits, cached) -> tuple[list[tuple[Any, Any, Path]], list[float]]:
+    """The further teachers of an ensemble (model, tokenizer, folder), checked, and every teacher's weight."""
     if method == "soft+hidden":
         raise ConfigError("several teachers combine soft targets only; soft+hidden matches one teacher's "
                           "representations", hint="use soft or hard with distill.teachers")
     if cached is None:
         raise ConfigError("several teachers need the teacher-output cache", hint="leave distill.cache at true")
+    count = len(cfg.distill.teachers) + 1
+    weights = list(cfg.distill.teacher_weights) or [1.0] * count
+    if len(weights) != count or min(weights) < 0 or sum(weights) <= 0:
+        raise ConfigError(f"distill.teacher_weights needs {count} non-negative weights (main teacher first) with "
+                          f"a positive sum, got {weights}")
     members = []
     for folder in map(Path, cfg.distill.teachers):
         model, tok = load_model(folder)
         _check_labels(model, splits, folder)
         members.append((model, tok, folder))
-    _teacher_weights(cfg, members)
-    return members
+    return members, weights
 
 
-def _teacher_weights(cfg, members) -> list[float]:
-    weights = list(cfg.distill.teacher_weights) or [1.0] * (len(members) + 1)
-    if len(weights) != len(members) + 1 or min(weights) < 0 or sum(weights) <= 0:
-        raise ConfigError(f"distill.teacher_weights needs {len(members) + 1} non-negative weights (main teacher "
-                          f"first) with a positive sum, got {weights}")
-    return weights
-
-
-def _digest(key: str, cfg) -> str:
-    extra = f"{key}|{_teacher_weights_text(cfg)}|{cfg.distill.temperature}"
-    return hashlib.sha256(extra.encode()).hexdigest()[:16]
-
-
-def _teacher_weights_text(cfg) -> str:
-    return ",".join(f"{w:g}" for w in cfg.distill.teacher_weights) or "equal"
+def _digest(key: str, weights: list[float], temperature: float) -> str:
+    """The cache folder tag of an ensemble's combined outputs."""
+    return hashlib.sha256(f"{key}|{weights}|{temperature}".encode()).hexdigest()[:16]
 
 
 def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, tokenizer, train: ModelInputs,
-                  cached, splits, members=()) -> tuple[ModelInputs, Any, dict[str, Any]]:
+                  cached, splits, members=(), weights=()) -> tuple[ModelInputs, Any, dict[str, Any]]:
     """The training rows plus augmented and unlabeled texts, all labelled by the teacher, memory-mapped.
 
     Every piece lives in the teacher's cache folder and is reused by later methods and runs: the augmented
@@ -373,25 +360,28 @@ def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, to
         tag = f"{texts_fingerprint(list(splits.train.texts))}-{distill_cfg.augment}-{train_cfg.seed}"
         tag += f"-{settings.p_mask:g}-{settings.p_replace:g}-{settings.p_ngram:g}"
         path = cache_root / f"augment-{tag}.txt"
-        with _main_process_first(train_cfg):
+        with main_process_first(_device(train_cfg)):
             if not path.is_file():
                 write_augmented(splits.train.texts, distill_cfg.augment, path, seed=train_cfg.seed, teacher=teacher,
                                 tokenizer=teacher_tokenizer, settings=settings)
         files.append(path)
     need_pooled = method == "soft+hidden"
+    # Labelling is a collective (every process labels its share); what follows runs on the main process first.
+    labelled = {path: [label_corpus(model, tok, path, corpus_dir(folder, path, max_len), max_len=max_len,
+                                    need_pooled=need_pooled and model is teacher,
+                                    batch_size=train_cfg.eval_batch_size, device=_device(train_cfg),
+                                    progress=train_cfg.progress)
+                       for model, tok, folder in [(teacher, teacher_tokenizer, teacher_dir), *members]]
+                for path in files}
     streams, outputs = [train.streams[STUDENT]], [cached]
-    with _main_process_first(train_cfg):
+    with main_process_first(_device(train_cfg)):
         for path in files:
-            labelled = [label_corpus(model, tok, path, corpus_dir(folder, path, max_len), max_len=max_len,
-                                     need_pooled=need_pooled and model is teacher,
-                                     batch_size=train_cfg.eval_batch_size, device=_device(train_cfg),
-                                     progress=train_cfg.progress)
-                        for model, tok, folder in [(teacher, teacher_tokenizer, teacher_dir), *members]]
+            parts = labelled[path]
             if members:
                 key = f"{file_fingerprint(path)}|{max_len}|" + "|".join(teacher_fingerprint(f) for _, _, f in members)
-                labelled = [combine_teachers(labelled, _teacher_weights(cfg, members), distill_cfg.temperature,
-                                             cache_root / f"ensemble-{_digest(key, cfg)}")]
-            outputs.append(labelled[0])
+                parts = [combine_teachers(parts, weights, distill_cfg.temperature,
+                                          cache_root / f"ensemble-{_digest(key, weights, distill_cfg.temperature)}")]
+            outputs.append(parts[0])
             tokens = cache_root / f"tokens-{tokenizer_fingerprint(tokenizer)}-{max_len}-{file_fingerprint(path)}"
             streams.append(encode_file(path, tokenizer, max_len, tokens))
         key = hashlib.sha256("|".join(s.key for s in streams).encode()).hexdigest()[:16]
@@ -410,15 +400,6 @@ def _inputs(dataset: TextDataset, tokenizer, max_len: int, teacher_tokenizer=Non
     if teacher_tokenizer is not None:
         streams[TEACHER] = encode(dataset.texts, teacher_tokenizer, max_len)
     return ModelInputs(streams, dataset.labels)
-
-
-def _main_process_first(train_cfg) -> contextlib.AbstractContextManager:
-    """Under `accelerate launch` / `torchrun` (WORLD_SIZE > 1): run the block on the main process first."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return contextlib.nullcontext()
-    from accelerate import PartialState
-
-    return PartialState(cpu=_device(train_cfg) == "cpu").main_process_first()
 
 
 def _device(train_cfg) -> str:
@@ -462,11 +443,6 @@ def _model_data_config(model_dir) -> DataConfig:
     return from_dict(DataConfig, info["data"])
 
 
-def _saved_info(model_dir: Path) -> dict[str, Any]:
-    path = Path(model_dir) / "textkd_model.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
 def _write_grid_summary(grid: Path, cfg: Config, results: list[TrainResult]) -> None:
     """State what every method shared (the fairness of the comparison) next to their figures.
 
@@ -481,7 +457,8 @@ def _write_grid_summary(grid: Path, cfg: Config, results: list[TrainResult]) -> 
                           "macro_f1": r.test_metrics["macro_f1"],
                           "agreement_with_teacher": r.test_metrics.get("agreement_with_teacher"),
                           "best_epoch": r.fit.best_epoch, "wall_s": round(r.fit.wall_s, 2), "params": r.params,
-                          "size_mb": round(r.size_mb, 3), "transfer_set": _saved_info(r.output_dir).get("transfer_set")}
+                          "size_mb": round(r.size_mb, 3),
+                          "transfer_set": (read_marker(r.output_dir) or {}).get("transfer_set")}
     transfer = bool(cfg.distill.augment or cfg.distill.unlabeled)
     summary = {
         "student": cfg.student.preset,

@@ -102,6 +102,20 @@ def _check_range(name: str, key: str, value: float) -> None:
         raise ConfigError(f"distill.{key} must be >= 0, got {value}")
 
 
+# The loss terms each schedule acts on: T and alpha need "kd" (alpha also "ce"), hidden_weight "hidden".
+_TERMS = {"temperature": {"kd"}, "alpha": {"kd", "ce"}, "hidden_weight": {"hidden"}}
+
+
+def applicable_schedules(schedules: dict[str, Schedule], terms) -> dict[str, Schedule]:
+    """The schedules a loss with these term names uses (e.g. none for "hard", T and alpha for "soft").
+
+    Example:
+        >>> sorted(applicable_schedules(distill_schedules(DistillConfig()), ["kd", "ce"]))
+        ['alpha', 'temperature']
+    """
+    return {name: s for name, s in schedules.items() if _TERMS.get(name, {name}) <= set(terms)}
+
+
 def describe_schedules(schedules: dict[str, Schedule]) -> dict[str, Any]:
     """{"temperature": "linear 8 -> 1", ...}: the resolved schedules as saved with a run."""
     return {name: schedule.describe() for name, schedule in schedules.items()}

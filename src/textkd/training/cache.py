@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from textkd.data.batching import ModelInputs
+from textkd.training.distributed import process_state
 from textkd.training.inference import forward_outputs
 from textkd.utils import atomic_write_json
 
@@ -165,7 +166,8 @@ def label_corpus(
     The file is read `chunk_size` texts at a time; each chunk is tokenised, run through the teacher and
     written to its rows of `logits.npy` (N, C) (and `pooled.npy` (N, H)), so memory does not grow with the
     corpus. Under `accelerate launch` / `torchrun` every process labels every WORLD_SIZE-th chunk into the
-    same files (a shared file system), the main process having created them first. `meta.json` is written
+    same files (a shared file system), the main process having created them first: a collective, so every
+    process must call it (never inside `main_process_first`). `meta.json` is written
     last: a folder without it is recomputed, one with it is reused.
 
     Example:
@@ -180,7 +182,7 @@ def label_corpus(
     found = _read(folder, need_pooled)
     if found is not None:
         return found
-    state = _process_state(device)
+    state = process_state(device)
     rank, world = (state.process_index, state.num_processes) if state else (0, 1)
     rows = count_texts(texts_path)
     classes = int(teacher.config.num_labels)
@@ -223,18 +225,6 @@ def label_corpus(
     found = _read(folder, need_pooled)
     assert found is not None
     return TeacherOutputs(logits=found.logits, pooled=found.pooled, cached=False)
-
-
-def _process_state(device):
-    """accelerate's process state when several processes run (WORLD_SIZE > 1), else None."""
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    from accelerate import PartialState
-
-    cpu = device is not None and torch.device(device).type == "cpu" or not torch.cuda.is_available()
-    return PartialState(cpu=cpu)
 
 
 def concat_outputs(parts: list[TeacherOutputs], folder: str | Path, *, chunk_rows: int = 65536) -> TeacherOutputs:

@@ -16,7 +16,7 @@ from torch import nn
 from textkd.data.batching import STUDENT
 from textkd.losses.composite import LossOutput, WeightedSumLoss
 from textkd.losses.functional import layer_map
-from textkd.losses.schedules import Schedule
+from textkd.losses.schedules import Schedule, applicable_schedules
 from textkd.training.cache import TeacherOutputs
 from textkd.training.trainer import Trainer
 
@@ -55,7 +55,7 @@ class Distiller(Trainer):
         self.teacher = teacher
         self.teacher_prefix = teacher_prefix
         self.cached = teacher_outputs
-        self.schedules = _applicable(schedules or {}, loss)
+        self.schedules = applicable_schedules(schedules or {}, loss.terms)
         self.schedule_values: dict[str, float] = {}
         # A term whose weight starts at 0 but is scheduled to rise still needs its inputs.
         scheduled = {"kd", "ce"} if "alpha" in self.schedules else set()
@@ -153,8 +153,3 @@ class Distiller(Trainer):
             result["teacher_attentions"] = [out.attentions[i - 1] for i in mapping[1:]]
         return result
 
-
-def _applicable(schedules: dict[str, Schedule], loss: WeightedSumLoss) -> dict[str, Schedule]:
-    """The schedules whose terms this loss has: T and alpha need "kd" (and "ce"), hidden_weight "hidden"."""
-    needs = {"temperature": {"kd"}, "alpha": {"kd", "ce"}, "hidden_weight": {"hidden"}}
-    return {name: s for name, s in schedules.items() if needs.get(name, {name}) <= set(loss.terms)}
