@@ -83,15 +83,64 @@ def train_teacher(
     """
     splits = splits or load_splits(cfg.data)
     out = Path(output_dir) if output_dir else Path(cfg.output_dir) / (cfg.name or splits.name) / "teacher"
-    set_seed(cfg.teacher.train.seed)
-    model, tokenizer = build_teacher(cfg.teacher, splits.label_names, splits.train.texts, splits.language)
-    save_config(cfg, out / "config.yaml")
-    info = {"kind": "teacher", "backbone": cfg.teacher.backbone, "data": to_dict(cfg.data)}
-    trainer = Trainer(model, tokenizer, cfg.teacher.train, out, label_names=splits.label_names,
-                      out_of_scope_label=splits.out_of_scope_label, save_info=info)
-    fit = trainer.fit(_inputs(splits.train, tokenizer, cfg.data.max_len),
-                      _inputs(splits.validation, tokenizer, cfg.data.max_len), resume=resume)
+    if cfg.teacher.refit:
+        return _refit_teacher(cfg, out, resume, splits)
+    fit = _fit_teacher(cfg, cfg.teacher.train, splits.train, splits.validation, splits, out, resume)
     return _finish(out, None, fit, splits, cfg.data.max_len)
+
+
+def _fit_teacher(cfg: Config, train_cfg, train: TextDataset, validation: TextDataset | None, splits: DatasetSplits,
+                 out: Path, resume: bool, info: dict[str, Any] | None = None) -> FitResult:
+    set_seed(train_cfg.seed)
+    model, tokenizer = build_teacher(cfg.teacher, splits.label_names, train.texts, splits.language)
+    save_config(cfg, out / "config.yaml")
+    info = {"kind": "teacher", "backbone": cfg.teacher.backbone, "data": to_dict(cfg.data), **(info or {})}
+    trainer = Trainer(model, tokenizer, train_cfg, out, label_names=splits.label_names,
+                      out_of_scope_label=splits.out_of_scope_label, save_info=info)
+    max_len = cfg.data.max_len
+    return trainer.fit(_inputs(train, tokenizer, max_len),
+                       _inputs(validation, tokenizer, max_len) if validation is not None else None, resume=resume)
+
+
+SELECTION_DIR = "selection"
+
+
+def _refit_teacher(cfg: Config, out: Path, resume: bool, splits: DatasetSplits) -> TrainResult:
+    """Select the epoch count on validation (in `out/selection`), then train again on train + validation.
+
+    The second run starts from the same seed and trains for the selected number of epochs with its schedule
+    fitted to them; with no validation left, its last epoch is the model. Test is only evaluated.
+    """
+    selection_dir = out / SELECTION_DIR
+    if resume and (selection_dir / EVAL_FILE.format(split="test")).is_file():
+        selection = _finished_fit(selection_dir)  # the selection run completed before a restart
+    else:
+        selection = _fit_teacher(cfg, cfg.teacher.train, splits.train, splits.validation, splits, selection_dir,
+                                 resume)
+        evaluate(selection_dir, splits=splits, split="test", max_len=cfg.data.max_len)
+        remove_checkpoint(selection_dir)
+    if selection.best_epoch < 1:
+        raise ConfigError("the selection run trained no epoch, so there is no epoch count to refit with")
+    full = TextDataset(splits.train.texts + splits.validation.texts,
+                       np.concatenate([splits.train.labels, splits.validation.labels]), splits.label_names,
+                       source=f"{splits.train.source} + {splits.validation.source}")
+    train_cfg = replace(cfg.teacher.train, epochs=selection.best_epoch, patience=0)
+    refit = {"epochs": selection.best_epoch, "rows": len(full), "selection_dir": SELECTION_DIR,
+             "selection_val_macro_f1": selection.best_metrics.get("val_macro_f1"),
+             "selection_wall_s": round(selection.wall_s, 2)}
+    fit = _fit_teacher(cfg, train_cfg, full, None, splits, out, resume, info={"refit": refit})
+    return _finish(out, None, replace(fit, best_metrics={**selection.best_metrics, "refit": refit}), splits,
+                   cfg.data.max_len)
+
+
+def _finished_fit(folder: Path) -> FitResult:
+    """The FitResult of a completed run, read back from its `metrics.jsonl`."""
+    history = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    best = [row for row in history if row.get("best")]
+    if not best:
+        raise DataError("this run logged no selected epoch", path=folder / "metrics.jsonl",
+                        hint="train it again without --resume")
+    return FitResult(folder, best[-1]["epoch"], best[-1], len(history), history[-1].get("wall_s", 0.0), history)
 
 
 def distill(

@@ -146,6 +146,10 @@ def teacher_cmd(
     head: str | None = typer.Option(None, help="mlp (Dropout, Linear, GELU, Dropout, Linear) or linear."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output folder (default runs/<name>/teacher)."),
     resume: bool = typer.Option(False, help="Continue from the last checkpoint in the output folder."),
+    refit: bool | None = typer.Option(None, "--refit/--no-refit",
+                                      help="Pick the epoch count on validation, then train again on train + "
+                                           "validation for that many epochs (the selection run stays in "
+                                           "<output>/selection)."),
 ) -> None:
     """Fine-tune a teacher: backbone + pooling + head, selected on validation macro-F1.
 
@@ -154,7 +158,7 @@ def teacher_cmd(
     Example: textkd teacher recipes/banking77.yaml --data-dir ../shared/data --train.epochs 10
     """
     named = {"data.name": data, "data.data_dir": data_dir, "teacher.backbone": backbone,
-             "teacher.pooling": pooling, "teacher.head": head}
+             "teacher.pooling": pooling, "teacher.head": head, "teacher.refit": refit}
     recipe, extra = split_recipe(ctx.args)
     cfg = _config(recipe, extra, named, alias="teacher.train")
     result = api.train_teacher(cfg, output, resume=resume)

@@ -84,6 +84,9 @@ class TeacherConfig:
     hidden_size: int = 256
     num_heads: int = 4
     intermediate_size: int = 1024
+    # After selecting the epoch count on validation (kept in <output>/selection), train again from the same
+    # seed on train + validation for that many epochs; the refit's last epoch is the saved teacher.
+    refit: bool = False
     train: TrainConfig = field(default_factory=TrainConfig)
 
 

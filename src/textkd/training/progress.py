@@ -57,11 +57,11 @@ class TrainProgress:
     def end_epoch(self, row: dict[str, Any]) -> None:
         if self._progress is None:
             return
-        mark = " *" if row.get("best") else ""
-        self._progress.console.print(
-            f"epoch {row['epoch']}: train loss {row.get('train_loss', float('nan')):.4f}  "
-            f"val acc {row['val_accuracy']:.4f}  val macro-F1 {row['val_macro_f1']:.4f}{mark}"
-        )
+        line = f"epoch {row['epoch']}: train loss {row.get('train_loss', float('nan')):.4f}"
+        if "val_macro_f1" in row:  # a refit trains without validation
+            mark = " *" if row.get("best") else ""
+            line += f"  val acc {row['val_accuracy']:.4f}  val macro-F1 {row['val_macro_f1']:.4f}{mark}"
+        self._progress.console.print(line)
 
 
 @contextmanager

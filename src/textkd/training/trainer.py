@@ -137,12 +137,14 @@ class Trainer:
         return {}
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, train: ModelInputs, validation: ModelInputs, *, resume: bool = False) -> FitResult:
+    def fit(self, train: ModelInputs, validation: ModelInputs | None, *, resume: bool = False) -> FitResult:
         """Train, evaluate every epoch, keep the best model by validation macro-F1.
 
         Args:
             train: training inputs (student stream, optional teacher stream, labels).
-            validation: model selection inputs; the test split is never used here.
+            validation: model selection inputs; the test split is never used here. None trains without
+                selection: every epoch replaces the saved model, so the last one is the result (a refit on
+                train + validation for an epoch count chosen before).
             resume: continue from `output_dir/checkpoint` if one exists.
         """
         cfg = self.config
@@ -151,7 +153,9 @@ class Trainer:
         if cfg.pad_multiple < 1:
             raise ConfigError(f"train.pad_multiple must be >= 1, got {cfg.pad_multiple}")
         if cfg.pad_multiple > 1:  # fewer distinct batch shapes (compiled graphs, tensor cores)
-            train, validation = (replace(x, pad_multiple=cfg.pad_multiple) for x in (train, validation))
+            train = replace(train, pad_multiple=cfg.pad_multiple)
+            if validation is not None:
+                validation = replace(validation, pad_multiple=cfg.pad_multiple)
         if cfg.compile and not getattr(self, "_compiled", False):
             self.model.compile()  # in place: state_dict keys and saving are unchanged
             self._compiled = True
@@ -184,7 +188,7 @@ class Trainer:
                 train_log = self._train_epoch(module, optimizer, scheduler, train, state, bar)
                 train_log["train_s"] = round(time.perf_counter() - started, 3)
                 state.epoch += 1
-                metrics = self.evaluate_inputs(validation)
+                metrics = self.evaluate_inputs(validation) if validation is not None else None
                 state.wall_s += time.perf_counter() - started
                 self._end_epoch(module, optimizer, scheduler, state, train_log, metrics, bar)
         acc.wait_for_everyone()
@@ -238,13 +242,17 @@ class Trainer:
 
     def _end_epoch(self, module, optimizer, scheduler, state, train_log, metrics, bar) -> None:
         acc = self.accelerator
-        improved = metrics["macro_f1"] > state.best_metric
-        if improved:
+        if metrics is None:  # no validation: the latest epoch is the result
+            improved, state.best_epoch = True, state.epoch
+        elif metrics["macro_f1"] > state.best_metric:
+            improved = True
             state.best_metric, state.best_epoch, state.bad_epochs = metrics["macro_f1"], state.epoch, 0
         else:
+            improved = False
             state.bad_epochs += 1
         row = {"epoch": state.epoch, "step": state.global_step, **train_log}
-        row.update({f"val_{k}": metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")})
+        if metrics is not None:
+            row.update({f"val_{k}": metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")})
         row.update({"best": improved, "wall_s": round(state.wall_s, 3)})
         state.history.append(row)
         if acc.is_main_process:
