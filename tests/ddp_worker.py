@@ -1,10 +1,11 @@
 """Worker for tests/test_distributed.py: one soft-KD distillation, run by 1 or N processes.
 
-    python -m torch.distributed.run --nproc_per_node 2 tests/ddp_worker.py TEACHER_DIR OUT BATCH_SIZE
+    python -m torch.distributed.run --nproc_per_node 2 tests/ddp_worker.py TEACHER_DIR OUT BATCH_SIZE [UNLABELED]
     python -m torch.distributed.run --nproc_per_node 2 tests/ddp_worker.py label TEACHER_DIR TEXTS OUT
 
 Builds the same tiny English splits as conftest, distils a 1-layer BiLSTM with dropout switched off (so the
-only difference between 1 and N processes is how the batches are spread), and saves the final student.
+only difference between 1 and N processes is how the batches are spread), and saves the final student. With
+UNLABELED (a text file), the transfer set adds 1 augmented copy per training text and those texts.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def main() -> None:
                         warmup_ratio=0.0)
     cfg = Config(data=DataConfig(max_len=32), student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16,
                                                                     train=train))
+    if len(sys.argv) > 4:  # a transfer set: written and labelled by the first process, read by the others
+        cfg.distill.augment, cfg.distill.unlabeled = 1, [sys.argv[4]]
     api.build_student = _no_dropout(api.build_student)
     torch.manual_seed(0)
     [result] = textkd.distill(cfg, teacher_dir, out, methods=["soft"], splits=splits)

@@ -41,6 +41,25 @@ def test_two_gloo_processes_match_one_process(tiny_teacher, tiny_tokenizer, tmp_
 
 
 @pytest.mark.slow
+def test_two_processes_distil_on_a_transfer_set_like_one(tiny_teacher, tiny_tokenizer, tiny_texts, tmp_path):
+    teacher_dir = tmp_path / "teacher"
+    save_model(tiny_teacher, tiny_tokenizer, teacher_dir, extra={"kind": "teacher"})
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text("\n".join(text[::-1] for text in tiny_texts[:16]) + "\n", encoding="utf-8")
+    single = _run([sys.executable, str(WORKER), str(teacher_dir), str(tmp_path / "one"), "8", str(unlabeled)],
+                  tmp_path)
+    double = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                   str(WORKER), str(teacher_dir), str(tmp_path / "two"), "4", str(unlabeled)], tmp_path)
+    # 24 training rows + 24 augmented + 16 unlabeled = 64 rows: 8 steps of 8 per epoch, 3 epochs
+    assert "rank 0: steps 24" in single
+    assert "rank 0: steps 24" in double and "rank 1: steps 24" in double
+    one, _ = load_model(tmp_path / "one" / "bilstm-soft")
+    two, _ = load_model(tmp_path / "two" / "bilstm-soft")
+    for (name, a), b in zip(one.state_dict().items(), two.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.slow
 def test_two_processes_label_a_corpus_like_one(tiny_teacher, tiny_tokenizer, tiny_texts, tmp_path):
     import numpy as np
 

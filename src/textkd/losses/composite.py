@@ -12,6 +12,7 @@ Terms read keyword inputs with these names (the trainer builds them from two `Cl
 | `student_logits`        | (B, C)                       | every method                          |
 | `teacher_logits`        | (B, C)                       | hard, soft, soft+hidden               |
 | `labels`                | (B,) int64                   | none, soft, soft+hidden; hard if w>0  |
+| `label_count`           | 0-dim float, optional        | with `labels`: several processes      |
 | `student_pooled`        | (B, H_teacher), projected    | soft+hidden ("hidden")                |
 | `teacher_pooled`        | (B, H_teacher)               | soft+hidden ("hidden")                |
 | `student_hidden_states` | list of (B, L, H_teacher)    | soft+hidden ("layer"), projected      |
@@ -186,7 +187,8 @@ def _same_names(*names: str, **renamed: str) -> dict[str, str]:
 
 
 def _ce() -> LossTerm:
-    return LossTerm(LF.cross_entropy, _same_names("student_logits", "labels"))
+    return LossTerm(LF.cross_entropy, _same_names("student_logits", "labels", normalizer="label_count"),
+                    optional=("normalizer",))
 
 
 def _kd(cfg: DistillConfig) -> LossTerm:

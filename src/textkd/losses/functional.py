@@ -27,12 +27,15 @@ def _temperature(temperature: float | Tensor, like: Tensor) -> Tensor:
     return value
 
 
-def cross_entropy(student_logits: Tensor, labels: Tensor) -> Tensor:
-    """Cross-entropy of the student against gold labels, averaged over the batch.
+def cross_entropy(student_logits: Tensor, labels: Tensor, normalizer: Tensor | float | None = None) -> Tensor:
+    """Cross-entropy of the student against gold labels, averaged over the batch's labelled rows.
 
     Args:
         student_logits: (B, C) unnormalised scores.
-        labels: (B,) int64 class ids; -100 rows are ignored.
+        labels: (B,) int64 class ids; -100 rows (texts only the teacher labelled) are ignored.
+        normalizer: what the summed loss is divided by instead of this batch's labelled rows. Several
+            processes pass (labelled rows of the global batch) / (processes): their gradients, averaged,
+            are then those of one process on the global batch, however the labelled rows fall.
 
     Returns:
         A float32 scalar.
@@ -42,10 +45,15 @@ def cross_entropy(student_logits: Tensor, labels: Tensor) -> Tensor:
         1.386...
         >>> cross_entropy(torch.zeros(2, 4), torch.tensor([-100, -100])).item()  # no gold label in the batch
         0.0
+        >>> cross_entropy(torch.zeros(2, 4), torch.tensor([0, -100]), normalizer=2.0).item()  # log(4) / 2
+        0.693...
     """
-    # The mean over labelled rows, 0 for a batch without any (F.cross_entropy's mean would be NaN); no host sync.
+    # A sum over labelled rows, 0 for a batch without any (F.cross_entropy's mean would be NaN); no host sync.
     total = F.cross_entropy(student_logits.float(), labels, reduction="sum", ignore_index=-100)
-    return total / (labels != -100).sum().clamp(min=1)
+    if normalizer is None:
+        normalizer = (labels != -100).sum()
+    # Without labelled rows `total` is 0, so the clamp only keeps 0 / 0 from being NaN.
+    return total / torch.as_tensor(normalizer, dtype=torch.float32, device=total.device).clamp(min=1e-6)
 
 
 def soft_targets(teacher_logits: Tensor, temperature: float | Tensor = 1.0) -> Tensor:

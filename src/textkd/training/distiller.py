@@ -109,7 +109,7 @@ class Distiller(Trainer):
                         output_hidden_states=self.needs_layers or None,
                         output_attentions=self.needs_attentions or None)
         inputs: dict[str, Any] = {"student_logits": student.logits, "labels": batch["labels"],
-                                  "attention_mask": batch["attention_mask"]}
+                                  "label_count": batch.get("label_count"), "attention_mask": batch["attention_mask"]}
         if not self.needs_teacher:
             return self.loss(**inputs)
         inputs.update(self._teacher_inputs(batch))

@@ -123,7 +123,7 @@ class Trainer:
     def compute_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
         """Gold-label cross-entropy. Subclasses return their own named weighted sum."""
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        loss = cross_entropy(out.logits, batch["labels"])
+        loss = cross_entropy(out.logits, batch["labels"], batch.get("label_count"))
         return LossOutput(total=loss, parts={"ce": loss}, weights={"ce": 1.0})
 
     def on_train_start(self) -> None:
@@ -206,14 +206,17 @@ class Trainer:
         module.train()
         # Global batches of batch_size x processes rows, each process taking its slice: N processes at batch
         # size B see exactly the batches (and, averaged, the gradients) of one process at batch size N x B.
-        batches = epoch_batches(train.lengths, cfg.batch_size * acc.num_processes, seed=cfg.seed, epoch=state.epoch,
-                                bucket=cfg.bucket)
-        batches = _shard(batches, acc.process_index, acc.num_processes)
+        global_batches = epoch_batches(train.lengths, cfg.batch_size * acc.num_processes, seed=cfg.seed,
+                                       epoch=state.epoch, bucket=cfg.bucket)
+        batches = _shard(global_batches, acc.process_index, acc.num_processes)
+        label_counts = _label_counts(global_batches, train.labels, acc.num_processes)
         sums: dict[str, torch.Tensor] = {}
         bar.start_epoch(state.epoch + 1, len(batches))
         steps = 0
-        for indices in batches:
+        for i, indices in enumerate(batches):
             batch = {k: v.to(acc.device, non_blocking=True) for k, v in train.batch(indices).items()}
+            if label_counts is not None:
+                batch["label_count"] = label_counts[i].to(acc.device)
             self.on_step(state.global_step, self.total_steps)
             with acc.accumulate(module):
                 with acc.autocast():
@@ -306,6 +309,23 @@ def _shard(batches: list[np.ndarray], rank: int, world: int) -> list[np.ndarray]
     if world == 1:
         return batches
     return [batch[rank::world] for batch in batches if len(batch) >= world]
+
+
+def _label_counts(batches: list[np.ndarray], labels: np.ndarray, world: int) -> torch.Tensor | None:
+    """Per global batch kept by `_shard`: its labelled rows / processes (what each process divides CE by).
+
+    Rows only the teacher labelled (-100) fall unevenly across the processes' slices; dividing each slice's
+    summed CE by this shared count, not by its own labelled rows, makes the averaged gradient that of one
+    process on the whole batch. None for one process, which divides by its own count.
+
+    Example:
+        >>> _label_counts([np.arange(4)], np.array([0, -100, -100, 2]), world=2).tolist()
+        [1.0]
+    """
+    if world == 1:
+        return None
+    kept = [batch for batch in batches if len(batch) >= world]
+    return torch.tensor([(labels[batch] != -100).sum() / world for batch in kept], dtype=torch.float32)
 
 
 def _make_accelerator(cfg: TrainConfig):
