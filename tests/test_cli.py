@@ -148,3 +148,17 @@ def test_saved_teacher_loads_in_plain_transformers(tiny_teacher, tiny_tokenizer,
     assert model.config.id2label[0] == "weather"
     clf = pipeline("text-classification", model=str(tmp_path / "m"))
     assert clf("rain today")[0]["label"] in tiny_teacher.config.label2id
+
+
+def test_teacher_refit_from_the_cli(tiny_bert_dir, tiny_dataset, tmp_path):
+    pairs = zip(tiny_dataset.texts, tiny_dataset.labels, strict=True)
+    rows = "".join(f'"{t}",{tiny_dataset.label_names[y]}\n' for t, y in pairs)
+    train = _write(tmp_path / "train.csv", "text,label\n" + rows)
+    teacher = tmp_path / "teacher"
+    result = invoke("teacher", "--backbone", tiny_bert_dir, "-o", teacher, "--refit", "--data", "files",
+                    "--data.train", train, "--data.test", train, "--data.max_len", "32", "--train.epochs", "2",
+                    "--train.batch_size", "8", "--train.progress", "false", "--train.device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert (teacher / "selection" / "eval_test.json").is_file() and (teacher / "eval_test.json").is_file()
+    assert json.loads((teacher / "textkd_model.json").read_text())["refit"]["rows"] == len(tiny_dataset)
+    assert "refit: true" in (teacher / "config.yaml").read_text()
