@@ -10,6 +10,7 @@ job end to end (data, tokenisation, training, evaluation), and the speed-up is p
 Usage (GPU machine; a local all-MiniLM-L6-v2 folder and banking77):
     python benchmarks/gpu_vs_peer.py --minilm .gpu/minilm --data-dir .gpu/data --peer .gpu/peer_seed1.py
     python benchmarks/gpu_vs_peer.py ... --quick     # a smoke run: a few steps of each job (CPU is fine)
+    python benchmarks/gpu_vs_peer.py ... --teacher-epochs 1 --student-epochs 1   # a short CPU comparison
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def run_textkd(args) -> dict:
     overrides = {"data.data_dir": args.data_dir, "teacher.backbone": args.minilm, "teacher.train.progress": "false",
                  "student.train.progress": "false", "teacher.train.mixed_precision": args.precision,
                  "student.train.mixed_precision": args.precision, "output_dir": args.out}
+    if args.teacher_epochs:
+        overrides["teacher.train.epochs"] = str(args.teacher_epochs)
+    if args.student_epochs:
+        overrides["student.train.epochs"] = str(args.student_epochs)
     if args.quick:
         overrides.update({"teacher.train.max_steps": "5", "student.train.max_steps": "5",
                           "teacher.train.epochs": "1", "student.train.epochs": "1"})
@@ -58,6 +63,10 @@ def run_peer(args) -> dict:
     out = Path(args.out) / "peer"
     command = [sys.executable, args.peer, "--teacher", args.minilm, "--data", str(Path(args.data_dir) / "banking77"),
                "--out", str(out), "--teacher-lr", "1e-4"] + (["--quick"] if args.quick else [])
+    if args.teacher_epochs:
+        command += ["--teacher-epochs", str(args.teacher_epochs)]
+    if args.student_epochs:
+        command += ["--student-epochs", str(args.student_epochs)]
     started = time.perf_counter()
     subprocess.run(command, check=True)
     total = time.perf_counter() - started
@@ -77,6 +86,8 @@ def main() -> None:
     ap.add_argument("--precision", default="no", help="textkd mixed precision: no (fp32) | bf16 | auto")
     ap.add_argument("--order", default="textkd,peer", help="which pipeline runs first")
     ap.add_argument("--quick", action="store_true", help="a few steps per job: checks the script, not the speed")
+    ap.add_argument("--teacher-epochs", type=int, help="both pipelines (default: the recipe's 10, the peer's 10)")
+    ap.add_argument("--student-epochs", type=int, help="both pipelines (default: the recipe's 20, the peer's 20)")
     ap.add_argument("--name", default="gpu_vs_peer")
     args = ap.parse_args()
     quiet_transformers()
@@ -96,6 +107,7 @@ def main() -> None:
         speedup = None
     write_results(args.name, {"dataset": "banking77", "teacher": "minilm-l6", "student": "tinybert-4l-312",
                               "method": "soft and none", "quick": args.quick, "runs": runs,
+                              "teacher_epochs": args.teacher_epochs or 10, "student_epochs": args.student_epochs or 20,
                               "speedup": speedup, "wall_s": runs["textkd"]["total_wall_s"],
                               "accuracy": runs["textkd"]["student_kd"]["accuracy"],
                               "macro_f1": runs["textkd"]["student_kd"]["macro_f1"], "device": machine()["label"]})
