@@ -291,3 +291,12 @@ def test_unknown_method_suggests_the_closest() -> None:
 def test_bad_weights_raise_config_error(overrides: dict[str, float], key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         build_loss("soft+hidden", DistillConfig(**overrides))
+
+
+def test_cross_entropy_label_smoothing_matches_torch_and_ignores_unlabelled_rows():
+    logits = torch.randn(5, 7, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 3, -100, 6, 2])
+    ours = cross_entropy(logits, labels, label_smoothing=0.1)
+    reference = F.cross_entropy(logits[labels != -100], labels[labels != -100], label_smoothing=0.1)
+    torch.testing.assert_close(ours, reference)
+    assert not torch.equal(ours, cross_entropy(logits, labels))

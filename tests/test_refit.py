@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 import textkd
 from textkd.config import Config, DataConfig, TeacherConfig, TrainConfig
-from textkd.errors import DataError
+from textkd.errors import ConfigError, DataError
 from textkd.utils import read_jsonl
 
 
@@ -59,3 +59,15 @@ def test_refit_resume_needs_a_selected_epoch(tiny_bert_dir, tiny_splits, tmp_pat
     (folder / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "best": False}) + "\n")
     with pytest.raises(DataError, match="logged no selected epoch"):
         textkd.train_teacher(_config(tiny_bert_dir), tmp_path / "t", splits=tiny_splits, resume=True)
+
+
+def test_teacher_label_smoothing_changes_training_and_is_checked(tiny_bert_dir, tiny_splits, tmp_path):
+    cfg = _config(tiny_bert_dir, epochs=1)
+    cfg.teacher.refit = False
+    plain = textkd.train_teacher(cfg, tmp_path / "plain", splits=tiny_splits)
+    cfg.teacher.label_smoothing = 0.2
+    smoothed = textkd.train_teacher(cfg, tmp_path / "smoothed", splits=tiny_splits)
+    assert smoothed.fit.history[0]["train_ce"] != plain.fit.history[0]["train_ce"]
+    cfg.teacher.label_smoothing = 1.0
+    with pytest.raises(ConfigError, match=r"teacher.label_smoothing must be in \[0, 1\)"):
+        textkd.train_teacher(cfg, tmp_path / "bad", splits=tiny_splits)

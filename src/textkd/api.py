@@ -81,6 +81,9 @@ def train_teacher(
         >>> result = train_teacher(cfg, "runs/bbc/teacher")  # doctest: +SKIP
         >>> result.test_metrics["accuracy"]  # doctest: +SKIP
     """
+    if not 0.0 <= cfg.teacher.label_smoothing < 1.0:
+        raise ConfigError(f"teacher.label_smoothing must be in [0, 1), got {cfg.teacher.label_smoothing}",
+                          hint="0.1 is the usual value")
     splits = splits or load_splits(cfg.data)
     out = Path(output_dir) if output_dir else Path(cfg.output_dir) / (cfg.name or splits.name) / "teacher"
     if cfg.teacher.refit:
@@ -96,7 +99,8 @@ def _fit_teacher(cfg: Config, train_cfg, train: TextDataset, validation: TextDat
     save_config(cfg, out / "config.yaml")
     info = {"kind": "teacher", "backbone": cfg.teacher.backbone, "data": to_dict(cfg.data), **(info or {})}
     trainer = Trainer(model, tokenizer, train_cfg, out, label_names=splits.label_names,
-                      out_of_scope_label=splits.out_of_scope_label, save_info=info)
+                      out_of_scope_label=splits.out_of_scope_label, save_info=info,
+                      label_smoothing=cfg.teacher.label_smoothing)
     max_len = cfg.data.max_len
     return trainer.fit(_inputs(train, tokenizer, max_len),
                        _inputs(validation, tokenizer, max_len) if validation is not None else None, resume=resume)

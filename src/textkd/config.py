@@ -87,6 +87,7 @@ class TeacherConfig:
     # After selecting the epoch count on validation (kept in <output>/selection), train again from the same
     # seed on train + validation for that many epochs; the refit's last epoch is the saved teacher.
     refit: bool = False
+    label_smoothing: float = 0.0  # eps of the teacher's gold-label cross-entropy (Szegedy et al. 2016); 0 = one-hot
     train: TrainConfig = field(default_factory=TrainConfig)
 
 

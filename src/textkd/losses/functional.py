@@ -27,7 +27,8 @@ def _temperature(temperature: float | Tensor, like: Tensor) -> Tensor:
     return value
 
 
-def cross_entropy(student_logits: Tensor, labels: Tensor, normalizer: Tensor | float | None = None) -> Tensor:
+def cross_entropy(student_logits: Tensor, labels: Tensor, normalizer: Tensor | float | None = None,
+                  label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy of the student against gold labels, averaged over the batch's labelled rows.
 
     Args:
@@ -36,6 +37,7 @@ def cross_entropy(student_logits: Tensor, labels: Tensor, normalizer: Tensor | f
         normalizer: what the summed loss is divided by instead of this batch's labelled rows. Several
             processes pass (labelled rows of the global batch) / (processes): their gradients, averaged,
             are then those of one process on the global batch, however the labelled rows fall.
+        label_smoothing: eps in [0, 1): the target puts 1 - eps on the gold class and eps / C on every class.
 
     Returns:
         A float32 scalar.
@@ -49,7 +51,8 @@ def cross_entropy(student_logits: Tensor, labels: Tensor, normalizer: Tensor | f
         0.693...
     """
     # A sum over labelled rows, 0 for a batch without any (F.cross_entropy's mean would be NaN); no host sync.
-    total = F.cross_entropy(student_logits.float(), labels, reduction="sum", ignore_index=-100)
+    total = F.cross_entropy(student_logits.float(), labels, reduction="sum", ignore_index=-100,
+                            label_smoothing=label_smoothing)
     if normalizer is None:
         normalizer = (labels != -100).sum()
     # Without labelled rows `total` is 0, so the clamp only keeps 0 / 0 from being NaN.

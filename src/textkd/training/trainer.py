@@ -93,6 +93,7 @@ class Trainer:
         save_info: extra fields for the saved model's `textkd_model.json`.
         epoch_callback: called with each epoch's `metrics.jsonl` row after it is logged; it may raise to stop
             the run (a hyper-parameter search prunes trials this way).
+        label_smoothing: eps of the gold-label cross-entropy in `compute_loss` (0 = one-hot targets).
     """
 
     def __init__(
@@ -107,7 +108,11 @@ class Trainer:
         out_of_scope_label: str | None = None,
         save_info: dict[str, Any] | None = None,
         epoch_callback: Callable[[dict[str, Any]], None] | None = None,
+        label_smoothing: float = 0.0,
     ) -> None:
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = label_smoothing
         self.model = model
         self.epoch_callback = epoch_callback
         self.tokenizer = tokenizer
@@ -123,7 +128,7 @@ class Trainer:
     def compute_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
         """Gold-label cross-entropy. Subclasses return their own named weighted sum."""
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        loss = cross_entropy(out.logits, batch["labels"], batch.get("label_count"))
+        loss = cross_entropy(out.logits, batch["labels"], batch.get("label_count"), self.label_smoothing)
         return LossOutput(total=loss, parts={"ce": loss}, weights={"ce": 1.0})
 
     def on_train_start(self) -> None:
