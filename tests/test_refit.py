@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -71,3 +72,17 @@ def test_teacher_label_smoothing_changes_training_and_is_checked(tiny_bert_dir, 
     cfg.teacher.label_smoothing = 1.0
     with pytest.raises(ConfigError, match=r"teacher.label_smoothing must be in \[0, 1\)"):
         textkd.train_teacher(cfg, tmp_path / "bad", splits=tiny_splits)
+
+
+def test_students_initialised_from_a_refit_teachers_layers_get_a_warning(tiny_bert_dir, tiny_splits, tmp_path):
+    from textkd.config import StudentConfig
+    from textkd.data.loading import DataWarning
+
+    cfg = _config(tiny_bert_dir, epochs=1)
+    textkd.train_teacher(cfg, tmp_path / "t", splits=tiny_splits)
+    cfg.student = StudentConfig(preset="bert-tiny-2l-128", init="teacher-layers", train=cfg.teacher.train)
+    with pytest.warns(DataWarning, match=r"refit on train \+ validation"):
+        textkd.distill(cfg, tmp_path / "t", tmp_path / "s", methods=["none"], splits=tiny_splits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)  # the selection run held validation out: no warning
+        textkd.distill(cfg, tmp_path / "t" / "selection", tmp_path / "s2", methods=["none"], splits=tiny_splits)

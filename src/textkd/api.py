@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from textkd.data.augment import AugmentSettings, write_augmented
 from textkd.data.batching import STUDENT, TEACHER, ModelInputs
 from textkd.data.corpus import concat_encoded, encode_file, file_fingerprint
 from textkd.data.dataset import DatasetSplits, TextDataset
-from textkd.data.loading import load_splits
+from textkd.data.loading import DataWarning, load_splits
 from textkd.data.tokenize import encode, texts_fingerprint, tokenizer_fingerprint
 from textkd.errors import ConfigError, DataError
 from textkd.evaluation.metrics import agreement, classification_metrics
@@ -175,6 +176,11 @@ def distill(
     teacher, teacher_tokenizer = load_model(teacher_dir)
     splits = splits or load_splits(cfg.data)
     _check_labels(teacher, splits, teacher_dir)
+    if cfg.student.init == "teacher-layers" and (read_marker(teacher_dir) or {}).get("refit"):
+        warnings.warn(f"{teacher_dir} was refit on train + validation: a student initialised from its layers "
+                      "starts out knowing the validation rows, so its validation scores (and the epoch chosen by "
+                      "them) are optimistic; distil from the selection run (<teacher>/selection) for a clean "
+                      "validation split", DataWarning, stacklevel=2)
     grid = Path(output_dir) if output_dir else Path(cfg.output_dir) / (cfg.name or splits.name) / "students"
     results = [_distill_one(cfg, method, teacher, teacher_tokenizer, Path(teacher_dir), splits, grid, resume)
                for method in methods]
