@@ -49,7 +49,7 @@ from textkd.training.distiller import Distiller
 from textkd.training.distributed import main_process_first
 from textkd.training.inference import forward_outputs, softmax
 from textkd.training.trainer import FitResult, Trainer, remove_checkpoint
-from textkd.utils import atomic_write_json, set_seed
+from textkd.utils import atomic_write_json, read_jsonl, set_seed
 
 METHODS = ("none", "hard", "soft", "soft+hidden")
 EVAL_FILE = "eval_{split}.json"
@@ -120,10 +120,8 @@ def _refit_teacher(cfg: Config, out: Path, resume: bool, splits: DatasetSplits) 
     if resume and (selection_dir / EVAL_FILE.format(split="test")).is_file():
         selection = _finished_fit(selection_dir)  # the selection run completed before a restart
     else:
-        selection = _fit_teacher(cfg, cfg.teacher.train, splits.train, splits.validation, splits, selection_dir,
-                                 resume)
-        evaluate(selection_dir, splits=splits, split="test", max_len=cfg.data.max_len)
-        remove_checkpoint(selection_dir)
+        fit = _fit_teacher(cfg, cfg.teacher.train, splits.train, splits.validation, splits, selection_dir, resume)
+        selection = _finish(selection_dir, None, fit, splits, cfg.data.max_len).fit  # its test figure, for the record
     if selection.best_epoch < 1:
         raise ConfigError("the selection run trained no epoch, so there is no epoch count to refit with")
     full = TextDataset(splits.train.texts + splits.validation.texts,
@@ -140,7 +138,7 @@ def _refit_teacher(cfg: Config, out: Path, resume: bool, splits: DatasetSplits) 
 
 def _finished_fit(folder: Path) -> FitResult:
     """The FitResult of a completed run, read back from its `metrics.jsonl`."""
-    history = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    history = read_jsonl(folder / "metrics.jsonl")
     best = [row for row in history if row.get("best")]
     if not best:
         raise DataError("this run logged no selected epoch", path=folder / "metrics.jsonl",

@@ -211,17 +211,21 @@ class Trainer:
         module.train()
         # Global batches of batch_size x processes rows, each process taking its slice: N processes at batch
         # size B see exactly the batches (and, averaged, the gradients) of one process at batch size N x B.
-        global_batches = epoch_batches(train.lengths, cfg.batch_size * acc.num_processes, seed=cfg.seed,
-                                       epoch=state.epoch, bucket=cfg.bucket)
+        # A global batch with fewer rows than processes is dropped: every process takes one row or more of each.
+        global_batches = [batch for batch in epoch_batches(train.lengths, cfg.batch_size * acc.num_processes,
+                                                           seed=cfg.seed, epoch=state.epoch, bucket=cfg.bucket)
+                          if len(batch) >= acc.num_processes]
         batches = _shard(global_batches, acc.process_index, acc.num_processes)
         label_counts = _label_counts(global_batches, train.labels, acc.num_processes)
+        if label_counts is not None:
+            label_counts = label_counts.to(acc.device)  # one copy per epoch, indexed on the device per step
         sums: dict[str, torch.Tensor] = {}
         bar.start_epoch(state.epoch + 1, len(batches))
         steps = 0
         for i, indices in enumerate(batches):
             batch = {k: v.to(acc.device, non_blocking=True) for k, v in train.batch(indices).items()}
             if label_counts is not None:
-                batch["label_count"] = label_counts[i].to(acc.device)
+                batch["label_count"] = label_counts[i]
             self.on_step(state.global_step, self.total_steps)
             with acc.accumulate(module):
                 with acc.autocast():
@@ -305,7 +309,7 @@ def _shard(batches: list[np.ndarray], rank: int, world: int) -> list[np.ndarray]
     """Process `rank`'s slice of every global batch: rows rank, rank + world, ... of it.
 
     Every process gets one (possibly shorter) slice per global batch, so all take the same number of steps
-    and their collectives line up; a global batch with fewer rows than processes is dropped.
+    and their collectives line up; the caller drops global batches with fewer rows than processes.
 
     Example:
         >>> [b.tolist() for b in _shard([np.arange(6), np.arange(6, 9)], rank=1, world=2)]
@@ -313,11 +317,11 @@ def _shard(batches: list[np.ndarray], rank: int, world: int) -> list[np.ndarray]
     """
     if world == 1:
         return batches
-    return [batch[rank::world] for batch in batches if len(batch) >= world]
+    return [batch[rank::world] for batch in batches]
 
 
 def _label_counts(batches: list[np.ndarray], labels: np.ndarray, world: int) -> torch.Tensor | None:
-    """Per global batch kept by `_shard`: its labelled rows / processes (what each process divides CE by).
+    """Per global batch: its labelled rows / processes (what each process divides CE by).
 
     Rows only the teacher labelled (-100) fall unevenly across the processes' slices; dividing each slice's
     summed CE by this shared count, not by its own labelled rows, makes the averaged gradient that of one
@@ -329,8 +333,7 @@ def _label_counts(batches: list[np.ndarray], labels: np.ndarray, world: int) -> 
     """
     if world == 1:
         return None
-    kept = [batch for batch in batches if len(batch) >= world]
-    return torch.tensor([(labels[batch] != -100).sum() / world for batch in kept], dtype=torch.float32)
+    return torch.tensor([(labels[batch] != -100).sum() / world for batch in batches], dtype=torch.float32)
 
 
 def _make_accelerator(cfg: TrainConfig):
