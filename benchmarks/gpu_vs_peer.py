@@ -89,6 +89,7 @@ def main() -> None:
     ap.add_argument("--teacher-epochs", type=int, help="both pipelines (default: the recipe's 10, the peer's 10)")
     ap.add_argument("--student-epochs", type=int, help="both pipelines (default: the recipe's 20, the peer's 20)")
     ap.add_argument("--name", default="gpu_vs_peer")
+    ap.add_argument("--results-dir", default=None, help="where the JSON goes (default benchmarks/results)")
     args = ap.parse_args()
     quiet_transformers()
     runs = {}
@@ -110,7 +111,8 @@ def main() -> None:
                               "teacher_epochs": args.teacher_epochs or 10, "student_epochs": args.student_epochs or 20,
                               "speedup": speedup, "wall_s": runs["textkd"]["total_wall_s"],
                               "accuracy": runs["textkd"]["student_kd"]["accuracy"],
-                              "macro_f1": runs["textkd"]["student_kd"]["macro_f1"], "device": machine()["label"]})
+                              "macro_f1": runs["textkd"]["student_kd"]["macro_f1"], "device": machine()["label"]},
+                  args.results_dir)
 
 
 if __name__ == "__main__":

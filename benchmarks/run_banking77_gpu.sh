@@ -1,36 +1,70 @@
 #!/usr/bin/env bash
-# banking77 on one GPU, in one call: teacher settings trained in parallel, the best by VALIDATION
-# macro-F1 becomes the teacher (test never decides), then the student grid in parallel processes.
-# Every run writes benchmarks/results-style JSON into $RESULTS. Needs a local all-MiniLM-L6-v2 folder
-# (MINILM) and banking77 (DATA). EXTRA adds --set overrides to every run (e.g. max_steps for a smoke test).
+# banking77 on one GPU, every phase with a time limit so the whole run fits one lease:
+#   1. teachers: every seed in SEEDS x label smoothing in SMOOTHING, trained in parallel processes; the best by
+#      VALIDATION macro-F1 becomes the teacher (test never decides; every candidate's test figure is recorded);
+#   2. students of that teacher in parallel processes, each with its own copy of the teacher (so each has its own
+#      output cache): tinybert-4l-312 none / soft / soft + augmentation, bilstm none / soft / soft +
+#      augmentation, and a 3-layer teacher-layers student;
+#   3. with PEER=<peer script>: textkd against the peer pipeline, alone on the GPU (gpu_vs_peer.py).
+# Needs a local all-MiniLM-L6-v2 folder (MINILM) and a folder holding banking77/ (DATA). Every run writes
+# benchmarks/results-style JSON into $RESULTS, named $PREFIX_banking77_*. EXTRA adds --set overrides to every run
+# (e.g. "--set teacher.train.max_steps=3 --set student.train.max_steps=3" for a smoke test on CPU).
 set -u
-MINILM=${MINILM:-.gpu/minilm}; DATA=${DATA:-.gpu/data}; RESULTS=${RESULTS:-benchmarks/results}; RUNS=${RUNS:-runs/b77}
+MINILM=${MINILM:-.gpu/minilm}; DATA=${DATA:-.gpu/data}; RESULTS=${RESULTS:-benchmarks/results}
+RUNS=${RUNS:-runs/b77}; PREFIX=${PREFIX:-gpu}; PRECISION=${PRECISION:-no}
+SEEDS=${SEEDS:-"42 1 2 3"}; SMOOTHING=${SMOOTHING:-"0 0.1"}
+AUGMENT=${AUGMENT:-16}; AUG_EPOCHS=${AUG_EPOCHS:-3}
+TEACHER_LIMIT=${TEACHER_LIMIT:-300}; STUDENT_LIMIT=${STUDENT_LIMIT:-480}
 export PYTHONPATH=src HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-grid() { python3 benchmarks/distill_grid.py recipes/banking77.yaml --data-dir "$DATA" --results-dir "$RESULTS" \
-  --set teacher.backbone="$MINILM" --set teacher.train.progress=false --set student.train.progress=false \
-  --set teacher.train.patience=0 ${EXTRA:-} "$@"; }
+LIMIT=$TEACHER_LIMIT
+grid() { timeout "$LIMIT" python3 benchmarks/distill_grid.py recipes/banking77.yaml --data-dir "$DATA" \
+  --results-dir "$RESULTS" --set teacher.backbone="$MINILM" --set teacher.train.progress=false \
+  --set student.train.progress=false --set teacher.train.patience=0 \
+  --set teacher.train.mixed_precision="$PRECISION" --set student.train.mixed_precision="$PRECISION" ${EXTRA:-} "$@"; }
 mkdir -p "$RESULTS" "$RUNS"
-# teacher settings: random (unbucketed) batches; the peer's optimiser settings; more epochs
-grid --name banking77_teacher_nobucket --out "$RUNS/nobucket" --set teacher.train.bucket=false > "$RUNS/t1.log" 2>&1 &
-grid --name banking77_teacher_peerlike --out "$RUNS/peerlike" --set teacher.train.bucket=false \
-  --set teacher.train.warmup_ratio=0 --set teacher.train.weight_decay=0 > "$RUNS/t2.log" 2>&1 &
-grid --name banking77_teacher_e15 --out "$RUNS/e15" --set teacher.train.epochs=15 > "$RUNS/t3.log" 2>&1 &
+echo "$(date +%T) phase 1: teachers (seeds: $SEEDS; label smoothing: $SMOOTHING; limit ${TEACHER_LIMIT} s)"
+for seed in $SEEDS; do
+  for ls in $SMOOTHING; do
+    name="teacher_s${seed}_ls${ls}"
+    grid --name "${PREFIX}_banking77_$name" --out "$RUNS/$name" --set teacher.train.seed="$seed" \
+      --set teacher.label_smoothing="$ls" > "$RUNS/$name.log" 2>&1 &
+  done
+done
 wait
-best=$(python3 - "$RESULTS" <<'PY'
+best=$(python3 - "$RESULTS" "$PREFIX" <<'PY'
 import json, sys, pathlib
-runs = [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob("banking77_teacher_*.json")]
+runs = [json.loads(p.read_text()) for p in pathlib.Path(sys.argv[1]).glob(f"{sys.argv[2]}_banking77_teacher_*.json")]
+for r in sorted(runs, key=lambda r: r["benchmark"]):
+    t = r["runs"][0]
+    print(f"{r['benchmark']:40s} val macro-F1 {t['val_macro_f1']:.4f}  test acc {t['accuracy']:.4f}", file=sys.stderr)
 best = max(runs, key=lambda r: r["runs"][0]["val_macro_f1"])  # selection on validation, never test
-print(best["benchmark"].removeprefix("banking77_teacher_"))
+print(best["benchmark"].split("_banking77_", 1)[1])
 PY
 )
-echo "teacher chosen on validation: $best"
+if [ -z "$best" ]; then echo "no teacher finished"; exit 1; fi
+echo "$(date +%T) teacher chosen on validation: $best"
 T="$RUNS/$best/teacher"
-st() { name=$1; shift; grid --teacher "$T" --name "banking77_$name" "$@" > "$RUNS/s_$name.log" 2>&1 & }
+LIMIT=$STUDENT_LIMIT
+echo "$(date +%T) phase 2: students (augment $AUGMENT x $AUG_EPOCHS epochs; limit ${STUDENT_LIMIT} s)"
+st() {
+  name=$1; shift
+  rm -rf "$RUNS/teacher_for_$name"; cp -r "$T" "$RUNS/teacher_for_$name"  # its own cache: no shared writes
+  grid --teacher "$RUNS/teacher_for_$name" --out "$RUNS/$name" --name "${PREFIX}_banking77_$name" "$@" \
+    > "$RUNS/$name.log" 2>&1 &
+}
 st tinybert_none --student "tinybert-4l-312:none"
 st tinybert_soft --student "tinybert-4l-312:soft"
-st tinybert_soft_a09 --student "tinybert-4l-312:soft:distill.alpha=0.9"
-st tinybert_softhidden --student "tinybert-4l-312:soft+hidden"
+st tinybert_soft_aug --student "tinybert-4l-312:soft:epochs=$AUG_EPOCHS,distill.augment=$AUGMENT"
+st bilstm_none --student "bilstm:none:lr=1e-3"
+st bilstm_soft --student "bilstm:soft:lr=1e-3"
+st bilstm_soft_aug --student "bilstm:soft:lr=1e-3,epochs=$AUG_EPOCHS,distill.augment=$AUGMENT"
 st teacher_layers3 --student "tinybert-4l-312@teacher-layers:soft:lr=1e-4,epochs=10"
-st bilstm --student "bilstm:none,soft:lr=1e-3"
 wait
-tail -n 2 "$RUNS"/*.log
+grep -h "acc " "$RUNS"/*.log
+if [ -n "${PEER:-}" ]; then
+  echo "$(date +%T) phase 3: textkd vs the peer, alone on the GPU"
+  python3 benchmarks/gpu_vs_peer.py --minilm "$MINILM" --data-dir "$DATA" --peer "$PEER" --out "$RUNS/vs_peer" \
+    --results-dir "$RESULTS" --name "${PREFIX}_banking77_vs_peer" ${PEER_ARGS:-} > "$RUNS/vs_peer.log" 2>&1
+  tail -n 8 "$RUNS/vs_peer.log"
+fi
+echo "$(date +%T) done"
