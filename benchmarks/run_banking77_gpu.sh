@@ -2,9 +2,9 @@
 # banking77 on one GPU, every phase with a time limit so the whole run fits one lease:
 #   1. teachers: every seed in SEEDS x label smoothing in SMOOTHING, trained in parallel processes; the best by
 #      VALIDATION macro-F1 becomes the teacher (test never decides; every candidate's test figure is recorded);
-#   2. students of that teacher in parallel processes, each with its own copy of the teacher (so each has its own
-#      output cache): tinybert-4l-312 none / soft / soft + augmentation, bilstm none / soft / soft +
-#      augmentation, and a 3-layer teacher-layers student;
+#   2. students of that teacher in parallel processes (the teacher's cache lock lets the first build each cached
+#      output while the others wait, then read it): tinybert-4l-312 none / soft / soft + augmentation,
+#      bilstm none / soft / soft + augmentation, and a 3-layer teacher-layers student;
 #   3. with PEER=<peer script>: textkd against the peer pipeline, alone on the GPU (gpu_vs_peer.py).
 # Needs a local all-MiniLM-L6-v2 folder (MINILM) and a folder holding banking77/ (DATA). Every run writes
 # benchmarks/results-style JSON into $RESULTS, named $PREFIX_banking77_*. EXTRA adds --set overrides to every run
@@ -48,8 +48,7 @@ LIMIT=$STUDENT_LIMIT
 echo "$(date +%T) phase 2: students (augment $AUGMENT x $AUG_EPOCHS epochs; limit ${STUDENT_LIMIT} s)"
 st() {
   name=$1; shift
-  rm -rf "$RUNS/teacher_for_$name"; cp -r "$T" "$RUNS/teacher_for_$name"  # its own cache: no shared writes
-  grid --teacher "$RUNS/teacher_for_$name" --out "$RUNS/$name" --name "${PREFIX}_banking77_$name" "$@" \
+  grid --teacher "$T" --out "$RUNS/$name" --name "${PREFIX}_banking77_$name" "$@" \
     > "$RUNS/$name.log" 2>&1 &
 }
 st tinybert_none --student "tinybert-4l-312:none"

@@ -245,3 +245,32 @@ def test_distill_from_two_teachers(teacher_dir, second_teacher_dir, tiny_bert_di
     bad = _cfg(tiny_bert_dir, teachers=[str(second_teacher_dir)], teacher_weights=[1.0])
     with pytest.raises(ConfigError, match="distill.teacher_weights needs 2 non-negative weights"):
         textkd.distill(bad, teacher_dir, tmp_path / "h", methods=["soft"], splits=tiny_splits)
+
+
+def test_cache_lock_makes_a_second_run_wait(tmp_path, monkeypatch):
+    import threading
+
+    from textkd.training.cache import cache_lock
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    entered = threading.Event()
+
+    def second_run():
+        with cache_lock(tmp_path):
+            entered.set()
+
+    with cache_lock(tmp_path):
+        worker = threading.Thread(target=second_run)
+        worker.start()
+        assert not entered.wait(0.5)  # blocked while the first run holds the teacher's cache
+    assert entered.wait(10)
+    worker.join()
+
+
+def test_cache_lock_is_not_taken_by_the_processes_of_one_launch(tmp_path, monkeypatch):
+    from textkd.training.cache import cache_lock
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # ordered by main_process_first; a lock would deadlock label_corpus
+    with cache_lock(tmp_path), cache_lock(tmp_path):
+        pass
+    assert not (tmp_path / ".textkd-cache" / ".lock").exists()

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -38,6 +39,7 @@ from textkd.models.students import build_student
 from textkd.training.cache import (
     CACHE_DIRNAME,
     cache_key,
+    cache_lock,
     combine_teachers,
     concat_outputs,
     corpus_dir,
@@ -203,32 +205,16 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
     layer_terms = shared and isinstance(student, TextkdClassifier) and isinstance(teacher, TextkdClassifier)
     loss = build_loss(method, cfg.distill, layer_terms=layer_terms)
     schedules = distill_schedules(cfg.distill)
-    cached = None
     needs_teacher = method != "none"
-    if needs_teacher and cfg.distill.cache:
-        with main_process_first(_device(train_cfg)):  # several processes: the first computes, the others read the files
-            cached = teacher_outputs(teacher, train, teacher_dir=teacher_dir, prefix=prefix,
-                                     need_pooled=method == "soft+hidden", batch_size=train_cfg.eval_batch_size,
-                                     device=_device(train_cfg))
-    members, weights = [], []
-    if needs_teacher and cfg.distill.teachers:
-        members, weights = _other_teachers(cfg, method, splits, cached)
-        parts = [cached] + [teacher_outputs(model, _inputs(splits.train, tok, max_len), teacher_dir=folder,
-                                            batch_size=train_cfg.eval_batch_size, device=_device(train_cfg))
-                            for model, tok, folder in members]
-        key = "|".join([cache_key(teacher_dir, train, prefix)] + [teacher_fingerprint(f) for _, _, f in members])
-        folder = teacher_dir / CACHE_DIRNAME / f"ensemble-{_digest(key, weights, cfg.distill.temperature)}"
-        cached = combine_teachers(parts, weights, cfg.distill.temperature, folder)
-    transfer = None
-    if needs_teacher and (cfg.distill.augment or cfg.distill.unlabeled):
-        train, cached, transfer = _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
-                                                train, cached, splits, members, weights)
+    with cache_lock(teacher_dir) if needs_teacher and cfg.distill.cache else contextlib.nullcontext():
+        train, cached, transfer = _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
+                                                   train, prefix, splits)
     dims = (student.pooled_size, teacher.pooled_size) if method == "soft+hidden" else (None, None)
     info = {"kind": "student", "preset": cfg.student.preset, "method": method, "teacher": str(teacher_dir),
             "data": to_dict(cfg.data), "loss": repr(loss),
             "schedules": describe_schedules(applicable_schedules(schedules, loss.terms)),
             "transfer_set": transfer,
-            "teachers": [str(teacher_dir), *cfg.distill.teachers] if members else None}
+            "teachers": [str(teacher_dir), *cfg.distill.teachers] if needs_teacher and cfg.distill.teachers else None}
     distiller = Distiller(student, tokenizer, train_cfg, out, teacher=teacher if needs_teacher else None, loss=loss,
                           teacher_outputs=cached, teacher_prefix=prefix, student_pooled_dim=dims[0],
                           teacher_pooled_dim=dims[1], schedules=schedules, label_names=splits.label_names,
@@ -239,6 +225,39 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
         remove_checkpoint(out)
         return fit
     return _finish(out, method, fit, splits, max_len, teacher_dir=teacher_dir)
+
+
+def _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, tokenizer, train: ModelInputs,
+                     prefix: str, splits) -> tuple[ModelInputs, Any, dict[str, Any] | None]:
+    """The training inputs (grown by a transfer set), the teacher outputs over them (None: online or `none`),
+    and the transfer set's description. Reads and fills the teacher's cache."""
+    train_cfg, max_len = cfg.student.train, cfg.data.max_len
+    if method == "none":
+        return train, None, None
+    if not cfg.distill.cache:  # the teacher runs online; ensembles and transfer sets need the cache
+        if cfg.distill.teachers:
+            _other_teachers(cfg, method, splits, None)
+        if cfg.distill.augment or cfg.distill.unlabeled:
+            _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer, train, None, splits)
+        return train, None, None
+    with main_process_first(_device(train_cfg)):  # several processes: the first computes, the others read the files
+        cached = teacher_outputs(teacher, train, teacher_dir=teacher_dir, prefix=prefix,
+                                 need_pooled=method == "soft+hidden", batch_size=train_cfg.eval_batch_size,
+                                 device=_device(train_cfg))
+    members, weights = [], []
+    if cfg.distill.teachers:
+        members, weights = _other_teachers(cfg, method, splits, cached)
+        parts = [cached] + [teacher_outputs(model, _inputs(splits.train, tok, max_len), teacher_dir=folder,
+                                            batch_size=train_cfg.eval_batch_size, device=_device(train_cfg))
+                            for model, tok, folder in members]
+        key = "|".join([cache_key(teacher_dir, train, prefix)] + [teacher_fingerprint(f) for _, _, f in members])
+        folder = teacher_dir / CACHE_DIRNAME / f"ensemble-{_digest(key, weights, cfg.distill.temperature)}"
+        cached = combine_teachers(parts, weights, cfg.distill.temperature, folder)
+    transfer = None
+    if cfg.distill.augment or cfg.distill.unlabeled:
+        train, cached, transfer = _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
+                                                train, cached, splits, members, weights)
+    return train, cached, transfer
 
 
 def _finish(out: Path, method, fit: FitResult, splits: DatasetSplits, max_len: int, teacher_dir=None) -> TrainResult:

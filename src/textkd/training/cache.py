@@ -10,8 +10,10 @@ last, so a folder without it is an interrupted computation and is recomputed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,37 @@ class TeacherOutputs:
     logits: np.ndarray
     pooled: np.ndarray | None = None
     cached: bool = False
+
+
+@contextlib.contextmanager
+def cache_lock(teacher_dir: str | Path):
+    """Hold the teacher cache's lock: independent runs sharing a teacher build its cache one at a time.
+
+    Two single-process runs on the same teacher folder (a grid of students launched in parallel) would
+    otherwise write the same cache folders at once; with the lock the second one waits and then reads what
+    the first wrote. Processes of one `accelerate launch` / `torchrun` job do not take it: they are ordered by
+    `main_process_first` and label corpora together (a lock held across that collective would deadlock).
+    A no-op where `fcntl` is missing (Windows).
+
+    Example:
+        >>> with cache_lock("runs/teacher"):  # doctest: +SKIP
+        ...     outputs = teacher_outputs(teacher, inputs, teacher_dir="runs/teacher")
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        fcntl = None
+    if fcntl is None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        yield
+        return
+    folder = Path(teacher_dir) / CACHE_DIRNAME
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def teacher_fingerprint(teacher_dir: str | Path) -> str:
