@@ -9,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
@@ -206,9 +205,8 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
     loss = build_loss(method, cfg.distill, layer_terms=layer_terms)
     schedules = distill_schedules(cfg.distill)
     needs_teacher = method != "none"
-    with cache_lock(teacher_dir) if needs_teacher and cfg.distill.cache else contextlib.nullcontext():
-        train, cached, transfer = _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
-                                                   train, prefix, splits)
+    train, cached, transfer = _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
+                                               train, prefix, splits)
     dims = (student.pooled_size, teacher.pooled_size) if method == "soft+hidden" else (None, None)
     info = {"kind": "student", "preset": cfg.student.preset, "method": method, "teacher": str(teacher_dir),
             "data": to_dict(cfg.data), "loss": repr(loss),
@@ -230,7 +228,7 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
 def _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, tokenizer, train: ModelInputs,
                      prefix: str, splits) -> tuple[ModelInputs, Any, dict[str, Any] | None]:
     """The training inputs (grown by a transfer set), the teacher outputs over them (None: online or `none`),
-    and the transfer set's description. Reads and fills the teacher's cache."""
+    and the transfer set's description. Reads and fills the teacher's cache, holding its lock (`cache_lock`)."""
     train_cfg, max_len = cfg.student.train, cfg.data.max_len
     if method == "none":
         return train, None, None
@@ -240,24 +238,25 @@ def _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path,
         if cfg.distill.augment or cfg.distill.unlabeled:
             _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer, train, None, splits)
         return train, None, None
-    with main_process_first(_device(train_cfg)):  # several processes: the first computes, the others read the files
-        cached = teacher_outputs(teacher, train, teacher_dir=teacher_dir, prefix=prefix,
-                                 need_pooled=method == "soft+hidden", batch_size=train_cfg.eval_batch_size,
-                                 device=_device(train_cfg))
-    members, weights = [], []
-    if cfg.distill.teachers:
-        members, weights = _other_teachers(cfg, method, splits, cached)
-        parts = [cached] + [teacher_outputs(model, _inputs(splits.train, tok, max_len), teacher_dir=folder,
-                                            batch_size=train_cfg.eval_batch_size, device=_device(train_cfg))
-                            for model, tok, folder in members]
-        key = "|".join([cache_key(teacher_dir, train, prefix)] + [teacher_fingerprint(f) for _, _, f in members])
-        folder = teacher_dir / CACHE_DIRNAME / f"ensemble-{_digest(key, weights, cfg.distill.temperature)}"
-        cached = combine_teachers(parts, weights, cfg.distill.temperature, folder)
-    transfer = None
-    if cfg.distill.augment or cfg.distill.unlabeled:
-        train, cached, transfer = _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
-                                                train, cached, splits, members, weights)
-    return train, cached, transfer
+    with cache_lock(teacher_dir):  # runs sharing this teacher build its cache one at a time
+        with main_process_first(_device(train_cfg)):  # several processes: the first computes, the others read the files
+            cached = teacher_outputs(teacher, train, teacher_dir=teacher_dir, prefix=prefix,
+                                     need_pooled=method == "soft+hidden", batch_size=train_cfg.eval_batch_size,
+                                     device=_device(train_cfg))
+        members, weights = [], []
+        if cfg.distill.teachers:
+            members, weights = _other_teachers(cfg, method, splits, cached)
+            parts = [cached] + [teacher_outputs(model, _inputs(splits.train, tok, max_len), teacher_dir=folder,
+                                                batch_size=train_cfg.eval_batch_size, device=_device(train_cfg))
+                                for model, tok, folder in members]
+            key = "|".join([cache_key(teacher_dir, train, prefix)] + [teacher_fingerprint(f) for _, _, f in members])
+            folder = teacher_dir / CACHE_DIRNAME / f"ensemble-{_digest(key, weights, cfg.distill.temperature)}"
+            cached = combine_teachers(parts, weights, cfg.distill.temperature, folder)
+        transfer = None
+        if cfg.distill.augment or cfg.distill.unlabeled:
+            train, cached, transfer = _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
+                                                    train, cached, splits, members, weights)
+        return train, cached, transfer
 
 
 def _finish(out: Path, method, fit: FitResult, splits: DatasetSplits, max_len: int, teacher_dir=None) -> TrainResult:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 from torch import nn
 
 from textkd.data.batching import ModelInputs
-from textkd.training.distributed import process_state
+from textkd.training.distributed import process_state, several_processes
 from textkd.training.inference import forward_outputs
 from textkd.utils import atomic_write_json
 
@@ -64,7 +63,7 @@ def cache_lock(teacher_dir: str | Path):
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         fcntl = None
-    if fcntl is None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if fcntl is None or several_processes():
         yield
         return
     folder = Path(teacher_dir) / CACHE_DIRNAME

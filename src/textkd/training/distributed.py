@@ -8,9 +8,14 @@ import os
 import torch
 
 
+def several_processes() -> bool:
+    """True under `accelerate launch` / `torchrun` with more than one process (WORLD_SIZE > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def process_state(device: torch.device | str | None = None):
-    """accelerate's `PartialState` when several processes run (WORLD_SIZE > 1), else None."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    """accelerate's `PartialState` when several processes run, else None."""
+    if not several_processes():
         return None
     from accelerate import PartialState
 
