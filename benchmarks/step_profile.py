@@ -49,6 +49,12 @@ def profiled(title: str, fn, top: int):
     return result
 
 
+def ms_per_step(result) -> float:
+    """Training time per optimiser step of a one-epoch textkd run (its first metrics.jsonl row)."""
+    row = result.fit.history[0]
+    return row["train_s"] / row["step"] * 1e3
+
+
 def bare_loop(shape: dict, device: str, steps: int, bf16: bool, length: int = 24) -> float:
     """ms per step of forward + CE + backward + clip + fused AdamW on one fixed (32, length) batch."""
     torch.manual_seed(0)
@@ -100,12 +106,11 @@ def main() -> None:
     out = Path(args.out)
     figures: dict[str, float] = {}
     teacher = profiled("teacher", lambda: textkd.train_teacher(cfg, out / "teacher", splits=splits), args.top)
-    figures["textkd_teacher_ms_per_step"] = teacher.fit.history[0]["train_s"] / teacher.fit.history[0]["step"] * 1e3
+    figures["textkd_teacher_ms_per_step"] = ms_per_step(teacher)
     for method in ("soft", "none"):
         [student] = profiled(f"student {method}", lambda m=method: textkd.distill(
             cfg, out / "teacher", out / "students", methods=[m], splits=splits), args.top)
-        row = student.fit.history[0]
-        figures[f"textkd_student_{method}_ms_per_step"] = row["train_s"] / row["step"] * 1e3
+        figures[f"textkd_student_{method}_ms_per_step"] = ms_per_step(student)
     for name, shape in SHAPES.items():
         for bf16 in (False, True):
             key = f"bare_{name}_{'bf16' if bf16 else 'fp32'}_ms_per_step"
