@@ -48,6 +48,9 @@ def test_bad_value_type():
 def test_list_values_from_cli_and_yaml():
     cfg = load_config(overrides={"student.teacher_layers": "0,2,4"})
     assert cfg.student.teacher_layers == [0, 2, 4]
+    # YAML's flow style, as a user copies it from a recipe: no bracket left on the first or last item
+    cfg = load_config(overrides={"distill.teachers": "[runs/a/teacher, runs/b/teacher]"})
+    assert cfg.distill.teachers == ["runs/a/teacher", "runs/b/teacher"]
 
 
 def test_missing_and_invalid_recipe(tmp_path):

@@ -240,8 +240,11 @@ def _convert(hint: Any, value: Any, dotted: str) -> Any:
 def _parse_list(value: Any, dotted: str) -> list[Any]:
     if isinstance(value, (list, tuple)):
         return list(value)
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, str):  # "a,b" or YAML's flow style "[a, b]"
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]
+        return [v.strip() for v in text.split(",") if v.strip()]
     raise ConfigError(f"{dotted!r} expects a list, got {value!r}")
 
 
