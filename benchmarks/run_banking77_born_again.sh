@@ -6,8 +6,8 @@
 #   DATA_DIR=../shared/data bash benchmarks/run_banking77_born_again.sh
 #
 # Settings (environment): DATA_DIR, OUT (runs/born_again), PREFIX (result-name prefix, default the machine
-# kind: cpu or gpu), SEEDS ("3 1 2"), EXTRA (more distill_grid.py options, e.g. "--set teacher.train.max_steps=2"
-# for a smoke run). Results: benchmarks/results/<PREFIX>_banking77_born_again_*.json.
+# kind: cpu or gpu), SEEDS ("3 1 2"), EXTRA (more distill_grid.py options; a smoke run:
+# EXTRA="--set teacher.train.max_steps=2 --set student.train.max_steps=2"). Results: benchmarks/results/<PREFIX>_banking77_born_again_*.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_DIR=${DATA_DIR:-${TEXTKD_DATA_DIR:-../shared/data}}

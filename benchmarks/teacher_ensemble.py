@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, write_results  # noqa: E402
+from _common import write_results  # noqa: E402
 
 import textkd  # noqa: E402
 from textkd.api import _model_data_config  # noqa: E402
@@ -31,6 +32,7 @@ from textkd.models.io import load_model  # noqa: E402
 from textkd.training.inference import forward_outputs, softmax  # noqa: E402
 
 SPLITS = ("validation", "test")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def member_probs(folder: Path, splits, max_len: int) -> dict[str, np.ndarray]:
@@ -43,7 +45,7 @@ def member_probs(folder: Path, splits, max_len: int) -> dict[str, np.ndarray]:
     for split in SPLITS:
         dataset = splits.split(split)
         inputs = ModelInputs({STUDENT: encode(dataset.texts, tokenizer, max_len)}, dataset.labels)
-        out[split] = softmax(forward_outputs(model, inputs, 256, device="cpu")["logits"])
+        out[split] = softmax(forward_outputs(model, inputs, 256, device=DEVICE)["logits"])
     return out
 
 
@@ -81,7 +83,7 @@ def main() -> None:
     write_results(args.name, {"dataset": splits.name, "notes": splits.notes, "teacher": "minilm-l6",
                               "student": None, "method": "teacher-ensemble", "accuracy": ensemble["accuracy"],
                               "macro_f1": ensemble["macro_f1"], "members": rows,
-                              "wall_s": round(time.perf_counter() - started, 1), "machine_label": machine()["label"]},
+                              "wall_s": round(time.perf_counter() - started, 1)},
                   args.results_dir)
 
 
