@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 import textkd
 from textkd.cli import app
 from textkd.config import Config, DataConfig, DistillConfig, StudentConfig, TeacherConfig, TrainConfig
-from textkd.data.augment import AugmentSettings, augment_texts, embedding_neighbours, join_words, split_words
+from textkd.data.augment import (
+    AugmentSettings,
+    augment_texts,
+    core_word,
+    embedding_neighbours,
+    join_words,
+    split_words,
+)
 from textkd.data.batching import ModelInputs
 from textkd.data.corpus import concat_encoded, count_texts, encode_file, iter_text_chunks
 from textkd.data.tokenize import encode
@@ -130,6 +137,14 @@ def test_augmentation_is_deterministic_and_changes_texts():
     assert any("[MASK]" in t for t in first)
     assert any(w in t.split() for t in first for w in ("cards", "debit", "store", "wallet"))
     assert any(len(t.split()) < 5 for t in first)  # an n-gram was sampled
+
+
+def test_replacement_keeps_a_words_punctuation():
+    settings = AugmentSettings(p_mask=0.0, p_replace=1.0, p_ngram=0.0)
+    neighbours = {"card": ["cards"], "week": ["month"]}
+    (copy,) = augment_texts(['Is my "card?" here a week.'], 1, seed=0, settings=settings, neighbours=neighbours)
+    assert copy == 'Is my "cards?" here a month.'
+    assert core_word("...") == ("...", "", "") and core_word("it's") == ("", "it's", "")
 
 
 def test_augmentation_settings_are_checked():

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from textkd.config import Config, DataConfig, from_dict, save_config, to_dict
-from textkd.data.augment import AugmentSettings, write_augmented
+from textkd.data.augment import AUGMENT_VERSION, AugmentSettings, write_augmented
 from textkd.data.batching import STUDENT, TEACHER, ModelInputs
 from textkd.data.corpus import concat_encoded, encode_file, file_fingerprint
 from textkd.data.dataset import DatasetSplits, TextDataset
@@ -433,7 +433,7 @@ def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, to
         settings = AugmentSettings(p_mask=distill_cfg.augment_p_mask, p_replace=distill_cfg.augment_p_replace,
                                    p_ngram=distill_cfg.augment_p_ngram)
         tag = f"{texts_fingerprint(list(splits.train.texts))}-{distill_cfg.augment}-{train_cfg.seed}"
-        tag += f"-{settings.p_mask:g}-{settings.p_replace:g}-{settings.p_ngram:g}"
+        tag += f"-{settings.p_mask:g}-{settings.p_replace:g}-{settings.p_ngram:g}-v{AUGMENT_VERSION}"
         path = cache_root / f"augment-{tag}.txt"
         with main_process_first(_device(train_cfg)):
             if not path.is_file():

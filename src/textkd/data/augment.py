@@ -8,7 +8,8 @@ then with probability `p_ngram` only a random n-gram (n in 1..`max_ngram`) of th
 teacher labels the new texts (soft targets) like any other transfer-set row; they have no gold label.
 
 Words are whitespace-separated runs, and each CJK character is a word of its own, so Chinese texts are
-augmented character by character. Everything is a pure function of (seed, text index, copy index).
+augmented character by character. A word's leading and trailing punctuation stays where it is when the word is
+replaced ("card?" -> "cards?"). Everything is a pure function of (seed, text index, copy index).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ from textkd.errors import ConfigError
 
 _WORDS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\s\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_EDGES = re.compile(r"^(\W*)(.*?)(\W*)$", re.DOTALL)  # leading punctuation, the word, trailing punctuation
+
+# Bumped whenever the same (texts, copies, seed, settings) would give different augmented texts, so a cached
+# transfer set written by an older textkd is not reused. 2: punctuation-aware replacement.
+AUGMENT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,18 @@ def join_words(words: Sequence[str]) -> str:
     return "".join(out)
 
 
+def core_word(word: str) -> tuple[str, str, str]:
+    """A word split into (leading punctuation, the word itself, trailing punctuation).
+
+    Example:
+        >>> core_word('"card?"')
+        ('"', 'card', '?"')
+    """
+    match = _EDGES.match(word)
+    assert match is not None  # the pattern matches every string
+    return match.group(1), match.group(2), match.group(3)
+
+
 def augment_text(
     words: Sequence[str],
     rng: np.random.Generator,
@@ -86,9 +104,10 @@ def augment_text(
         u = rng.random()
         if u < settings.p_mask:
             out.append(mask_token)
-        elif u < settings.p_mask + settings.p_replace and neighbours.get(word.lower()):
-            candidates = neighbours[word.lower()]
-            out.append(candidates[int(rng.integers(len(candidates)))])
+        elif u < settings.p_mask + settings.p_replace and neighbours.get(core_word(word)[1].lower()):
+            lead, core, trail = core_word(word)
+            candidates = neighbours[core.lower()]
+            out.append(lead + candidates[int(rng.integers(len(candidates)))] + trail)
         else:
             out.append(word)
     if len(out) > 1 and rng.random() < settings.p_ngram:
@@ -187,7 +206,7 @@ def write_augmented(
     neighbours: dict[str, list[str]] = {}
     mask = "[MASK]"
     if teacher is not None and tokenizer is not None:
-        words = {w for text in texts for w in split_words(text)}
+        words = {core_word(w)[1] for text in texts for w in split_words(text)}
         neighbours = embedding_neighbours(teacher, tokenizer, words, settings.neighbours)
         mask = tokenizer.mask_token or mask
     path = Path(path)
