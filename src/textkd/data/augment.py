@@ -104,10 +104,10 @@ def augment_text(
         u = rng.random()
         if u < settings.p_mask:
             out.append(mask_token)
-        elif u < settings.p_mask + settings.p_replace and neighbours.get(core_word(word)[1].lower()):
+        elif u < settings.p_mask + settings.p_replace:
             lead, core, trail = core_word(word)
-            candidates = neighbours[core.lower()]
-            out.append(lead + candidates[int(rng.integers(len(candidates)))] + trail)
+            candidates = neighbours.get(core.lower())
+            out.append(lead + candidates[int(rng.integers(len(candidates)))] + trail if candidates else word)
         else:
             out.append(word)
     if len(out) > 1 and rng.random() < settings.p_ngram:
