@@ -143,3 +143,64 @@ def test_adamw_is_fused_on_the_cpu_and_decays_only_matrices(tiny_teacher):
     assert all(p.ndim >= 2 for p in decay["params"]) and all(p.ndim < 2 for p in no_decay["params"])
     trainable = sum(p.requires_grad for p in tiny_teacher.parameters())
     assert len(decay["params"]) + len(no_decay["params"]) == trainable
+
+
+def test_weight_average_matches_a_float64_reference_and_restores_the_weights():
+    from textkd.training.averaging import WeightAverage
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    average = WeightAverage(model, decay=0.99)
+    reference = {k: v.double().clone() for k, v in model.state_dict().items()}
+    for step in range(30):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        average.update(model, step)
+        d = min(0.99, (1 + step) / (10 + step))  # warm-up: early steps move the average further
+        reference = {k: d * reference[k] + (1 - d) * v.double() for k, v in model.state_dict().items()}
+    for key, value in reference.items():
+        torch.testing.assert_close(average.shadow[key].double(), value, rtol=1e-5, atol=1e-6)
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    with average.applied(model):
+        torch.testing.assert_close(model[0].weight, average.shadow["0.weight"])
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, trained[key], rtol=0, atol=0)  # the trained weights come back
+    with pytest.raises(ValueError, match=r"decay must be in \(0, 1\), got 1.0"):
+        WeightAverage(model, decay=1.0)
+
+
+def test_ema_run_saves_the_average_and_resumes_exactly(tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path):
+    from textkd.models.io import load_model
+
+    train, val = _inputs(tiny_splits.train, tiny_tokenizer), _inputs(tiny_splits.validation, tiny_tokenizer)
+    names = tiny_splits.label_names
+    cfg = _cfg(ema_decay=0.9)
+    trainer = Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, cfg, tmp_path / "a", label_names=names)
+    result = trainer.fit(train, val)
+    averaged = load_file(tmp_path / "a" / "checkpoint" / "average.safetensors")
+    raw = load_file(tmp_path / "a" / "checkpoint" / "model.safetensors")
+    assert not torch.equal(averaged["encoder.embeddings.word_embeddings.weight"],
+                           raw["model.encoder.embeddings.word_embeddings.weight"])  # the average is not the weights
+    val_f1 = [r["val_macro_f1"] for r in read_jsonl(tmp_path / "a" / "metrics.jsonl")]
+    with trainer.averaged_weights():  # the last row's figure is the average's, not the trained weights'
+        assert trainer.evaluate_inputs(val)["macro_f1"] == pytest.approx(val_f1[-1])
+    saved, _ = load_model(tmp_path / "a")  # the saved model is the best epoch's average
+    trainer.model = saved
+    assert trainer.evaluate_inputs(val)["macro_f1"] == pytest.approx(val_f1[result.best_epoch - 1])
+    if result.best_epoch == cfg.epochs:
+        for key, value in saved.state_dict().items():
+            torch.testing.assert_close(value, averaged[key], rtol=0, atol=0)
+
+    with pytest.raises(_Crash):
+        _CrashingTrainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, cfg, tmp_path / "b",
+                         label_names=names).fit(train, val)
+    Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, cfg, tmp_path / "b", label_names=names).fit(
+        train, val, resume=True)
+    resumed = load_file(tmp_path / "b" / "checkpoint" / "average.safetensors")
+    for key in averaged:
+        torch.testing.assert_close(resumed[key], averaged[key], rtol=0, atol=0)
+    assert [r["val_macro_f1"] for r in read_jsonl(tmp_path / "b" / "metrics.jsonl")] == val_f1
+
+    with pytest.raises(ConfigError, match=r"train.ema_decay must be in \[0, 1\)"):
+        Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(ema_decay=1.5), tmp_path / "c").fit(train, val)

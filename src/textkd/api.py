@@ -541,6 +541,8 @@ def _write_grid_summary(grid: Path, cfg: Config, results: list[TrainResult]) -> 
         "shared": {"seed": train.seed, "epochs": train.epochs, "batch_size": train.batch_size, "lr": train.lr,
                    "optimizer": "AdamW", "weight_decay": train.weight_decay,
                    "schedule": f"linear warm-up {train.warmup_ratio:.0%} then linear decay",
+                   "weights_evaluated": (f"moving average, decay {train.ema_decay}" if train.ema_decay
+                                         else "the trained weights"),
                    "initial_weights": "identical for every method (seeded before the student is built)",
                    "data_order": "length-bucketed, seeded by (seed, epoch): identical for every method"
                                  + ("; the KD methods' epochs also cover the teacher-labelled texts (see transfer_set)"

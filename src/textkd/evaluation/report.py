@@ -230,7 +230,8 @@ def _hyperparameters(config: dict[str, Any], role: str) -> dict[str, Any]:
         return {}
     section = config.get(role, {})
     train = section.get("train", {})
-    keep = ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "patience", "seed", "max_steps")
+    keep = ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "patience", "seed", "max_steps",
+            "ema_decay")
     out = {"max_len": config.get("data", {}).get("max_len"), **{k: train.get(k) for k in keep}}
     if role == "teacher":
         out.update({k: section.get(k) for k in ("backbone", "pooling", "head", "dropout")})

@@ -2,7 +2,8 @@
 
 A checkpoint is a folder: `model.safetensors` (trainable weights incl. KD projections),
 `optimizer.pt` and `scheduler.pt` (tensors and numbers only, loaded with `weights_only=True`),
-`rng.pt`, and `state.json` written last. It is built in a sibling folder and swapped in by renames;
+`rng.pt`, optional extras (`average.safetensors`: the weight average of `train.ema_decay`), and
+`state.json` written last. It is built in a sibling folder and swapped in by renames;
 the previous checkpoint is only removed after the new one is complete.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,9 @@ from textkd.utils import atomic_write_json
 STATE_FILE = "state.json"
 
 
-def save_checkpoint(path: str | Path, module: torch.nn.Module, optimizer, scheduler, state: dict[str, Any]) -> None:
-    """Write a complete checkpoint to `path` atomically."""
+def save_checkpoint(path: str | Path, module: torch.nn.Module, optimizer, scheduler, state: dict[str, Any],
+                    extra: Callable[[Path], None] | None = None) -> None:
+    """Write a complete checkpoint to `path` atomically; `extra(folder)` adds files (e.g. a weight average)."""
     path = Path(path)
     tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -35,6 +38,8 @@ def save_checkpoint(path: str | Path, module: torch.nn.Module, optimizer, schedu
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     torch.save(rng, tmp / "rng.pt")
+    if extra is not None:
+        extra(tmp)
     atomic_write_json(tmp / STATE_FILE, state)
     if path.exists():
         shutil.rmtree(old, ignore_errors=True)

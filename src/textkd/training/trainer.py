@@ -2,8 +2,9 @@
 
 `Trainer` fine-tunes any textkd classifier with cross-entropy; `Distiller` (distiller.py) changes only
 `compute_loss`. The loop runs on `accelerate` (device placement, bf16/fp16 autocast, gradient
-accumulation, multi-process data parallelism), evaluates on the validation split after every epoch,
-keeps the best model by validation macro-F1, stops early, and writes a resumable checkpoint after every
+accumulation, multi-process data parallelism), evaluates on the validation split after every epoch
+(optionally a moving average of the weights, `train.ema_decay`), keeps the best model by validation macro-F1,
+stops early, and writes a resumable checkpoint after every
 epoch so a crash costs at most the epoch in flight.
 
 Example:
@@ -17,7 +18,9 @@ import json
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,8 @@ from textkd.errors import ConfigError
 from textkd.evaluation.metrics import classification_metrics
 from textkd.losses.composite import LossOutput
 from textkd.losses.functional import cross_entropy
-from textkd.training.checkpoint import load_checkpoint, save_checkpoint
+from textkd.training.averaging import WeightAverage
+from textkd.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from textkd.training.inference import forward_outputs, softmax
 from textkd.training.progress import TrainProgress
 from textkd.utils import append_jsonl, atomic_write_text, set_seed
@@ -157,6 +161,8 @@ class Trainer:
         acc = self.accelerator
         if cfg.pad_multiple < 1:
             raise ConfigError(f"train.pad_multiple must be >= 1, got {cfg.pad_multiple}")
+        if not 0.0 <= cfg.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in [0, 1) (0 disables the weight average), got {cfg.ema_decay}")
         if cfg.pad_multiple > 1:  # fewer distinct batch shapes (compiled graphs, tensor cores)
             train = replace(train, pad_multiple=cfg.pad_multiple)
             if validation is not None:
@@ -175,6 +181,8 @@ class Trainer:
         # The scheduler stays outside `prepare`: it steps once per optimiser step on every process.
         module, optimizer = acc.prepare(module, optimizer)
         self.total_steps = total_steps
+        # After `prepare`: the average lives on the model's device. Every process keeps an identical copy.
+        self.average = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay else None
         state = TrainState()
         if resume:
             state = self._restore(module, optimizer, scheduler) or state
@@ -193,7 +201,8 @@ class Trainer:
                 train_log = self._train_epoch(module, optimizer, scheduler, train, state, bar)
                 train_log["train_s"] = round(time.perf_counter() - started, 3)
                 state.epoch += 1
-                metrics = self.evaluate_inputs(validation) if validation is not None else None
+                with self.averaged_weights():
+                    metrics = self.evaluate_inputs(validation) if validation is not None else None
                 state.wall_s += time.perf_counter() - started
                 self._end_epoch(module, optimizer, scheduler, state, train_log, metrics, bar)
         acc.wait_for_everyone()
@@ -237,6 +246,8 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
             if acc.sync_gradients:
                 scheduler.step()
+                if self.average is not None:
+                    self.average.update(self.model, state.global_step)
                 state.global_step += 1
             steps += 1
             for name, value in out.parts.items():  # summed on the device: no host sync per step
@@ -270,13 +281,19 @@ class Trainer:
         if acc.is_main_process:
             append_jsonl(self.output_dir / METRICS_FILE, row)
             if improved:
-                self.save_best()
+                with self.averaged_weights():
+                    self.save_best()
             save_checkpoint(self.output_dir / "checkpoint", acc.unwrap_model(module), optimizer, scheduler,
-                            asdict(state))
+                            asdict(state), extra=self.average.save if self.average is not None else None)
         bar.end_epoch(row)
         acc.wait_for_everyone()
         if self.epoch_callback is not None:
             self.epoch_callback(row)
+
+    def averaged_weights(self):
+        """A context in which `self.model` holds the weight average (`train.ema_decay`); a no-op without one."""
+        average = getattr(self, "average", None)
+        return average.applied(self.model) if average is not None else nullcontext()
 
     def save_best(self) -> None:
         """Save the current model as the run's result (atomic: a half-written model is never visible)."""
@@ -289,6 +306,10 @@ class Trainer:
                                  optimizer, scheduler)
         if values is None:
             return None
+        if self.average is not None and not self.average.load(find_checkpoint(self.output_dir / "checkpoint")):
+            warnings.warn("the checkpoint holds no weight average (it was written without train.ema_decay): the "
+                          "average restarts from the restored weights", stacklevel=3)
+            self.average = WeightAverage(self.model, self.average.decay)
         return TrainState(**values)
 
     # ------------------------------------------------------------------ evaluation
