@@ -2,8 +2,9 @@
 
 Small students trained from random initialisation on a few thousand rows change their validation predictions
 by a point or more from one epoch to the next, even late in the schedule. The average of the weights over
-the last few hundred steps is a smoother model that is often slightly better (Polyak & Juditsky 1992; the
-`ModelEma` of timm). With `train.ema_decay > 0` the trainer keeps the average next to the trained weights,
+the last few hundred steps is a smoother model, sometimes a better one (Polyak & Juditsky 1992; the
+`ModelEma` of timm; on banking77 it helped some students and not others, see benchmarks/README.md).
+With `train.ema_decay > 0` the trainer keeps the average next to the trained weights,
 evaluates the average after every epoch, and saves it when it is the best so far; training continues from the
 raw weights.
 
