@@ -58,7 +58,7 @@ class WeightAverage:
         weight = 1.0 - self.decay_at(step)
         current = model.state_dict()
         for name, average in self.shadow.items():
-            average.lerp_(current[name].detach().to(average.dtype), weight)
+            average.lerp_(current[name], weight)
 
     @contextmanager
     def applied(self, model: torch.nn.Module) -> Iterator[None]:

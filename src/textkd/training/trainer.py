@@ -127,6 +127,7 @@ class Trainer:
         self.out_of_scope_label = out_of_scope_label
         self.save_info = save_info or {}
         self.accelerator = _make_accelerator(config)
+        self.average: WeightAverage | None = None  # set by `fit` when train.ema_decay > 0
 
     # ------------------------------------------------------------------ the hook
     def compute_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
@@ -292,8 +293,7 @@ class Trainer:
 
     def averaged_weights(self):
         """A context in which `self.model` holds the weight average (`train.ema_decay`); a no-op without one."""
-        average = getattr(self, "average", None)
-        return average.applied(self.model) if average is not None else nullcontext()
+        return self.average.applied(self.model) if self.average is not None else nullcontext()
 
     def save_best(self) -> None:
         """Save the current model as the run's result (atomic: a half-written model is never visible)."""
