@@ -303,6 +303,8 @@ def test_student_save_load_gives_identical_logits(student, tmp_path):
     assert read_marker(tmp_path / "student")["kind"] == "student"
     loaded, loaded_tokenizer = load_model(tmp_path / "student")
     assert type(loaded) is type(model)
+    # file-buffer offsets are realigned: CPU kernels pick their path by alignment (1-ulp drift otherwise)
+    assert all(p.data_ptr() % 64 == 0 for p in loaded.parameters())
     encoded = batch(loaded_tokenizer)
     torch.testing.assert_close(logits(loaded, encoded), logits(model, encoded), atol=0, rtol=0)
 
