@@ -64,6 +64,7 @@ def record(cfg, splits, result, teacher_name: str, label: str, init: str | None,
         "best_epoch": result.fit.best_epoch, "epochs_run": result.fit.epochs_run, "wall_s": round(wall, 2),
         "params": result.params, "size_mb": round(result.size_mb, 2), "machine": label,
         "train": to_dict(cfg.teacher.train if method is None else cfg.student.train),
+        "student_config": None if method is None else {k: v for k, v in to_dict(cfg.student).items() if k != "train"},
         "distill": None if method in (None, "none") else to_dict(cfg.distill),
         "dir": str(result.output_dir), "refit": refit,
     }

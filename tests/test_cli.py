@@ -113,9 +113,12 @@ def test_tiny_pipeline_from_the_cli(tiny_teacher, tiny_tokenizer, tiny_bert_dir,
 
     students = tmp_path / "students"
     result = invoke("distill", "--teacher", teacher, "--student", "bert-tiny-2l-128", "--compare", "none,soft",
-                    "-o", students, "--student.num_layers", "1", "--student.hidden_size", "32", *data, *fast)
+                    "-o", students, "--student.num_layers", "1", "--student.hidden_size", "32",
+                    "--student.encoder-dropout", "0.2", *data, *fast)
     assert result.exit_code == 0, result.output
     assert (students / "bert-tiny-2l-128-soft" / "model.safetensors").is_file()
+    encoder = json.loads((students / "bert-tiny-2l-128-soft" / "config.json").read_text())["encoder"]
+    assert encoder["hidden_dropout_prob"] == encoder["attention_probs_dropout_prob"] == 0.2
 
     evaluated = invoke("evaluate", students / "bert-tiny-2l-128-soft", "--json")
     assert evaluated.exit_code == 0, evaluated.output

@@ -220,6 +220,37 @@ def test_checkpoint_student_loads_a_local_bert(tiny_bert_dir, tiny_label_names):
     assert tokenizer.tokenize("the today") == ["the", "today"]
 
 
+@pytest.mark.parametrize("init", ["random", "teacher-layers", "checkpoint"])
+def test_encoder_dropout_reaches_every_encoder_layer_and_survives_save(
+    init, tiny_teacher, tiny_tokenizer, tiny_label_names, tiny_bert_dir, tmp_path
+):
+    init = str(tiny_bert_dir) if init == "checkpoint" else init
+    overrides = {"num_layers": 1, "hidden_size": 32} if init == "random" else {}
+    model, tokenizer = make_student(
+        "bert-tiny-2l-128", tiny_teacher, tiny_tokenizer, tiny_label_names, [], init=init, encoder_dropout=0.3,
+        **overrides,
+    )
+    rates = {m.p for m in model.encoder.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.3}
+    assert model.head[0].p == 0.1  # the head keeps the preset's dropout
+    save_model(model, tokenizer, tmp_path / "student")
+    loaded, _ = load_model(tmp_path / "student")
+    assert {m.p for m in loaded.encoder.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
+    default, _ = make_student("bert-tiny-2l-128", tiny_teacher, tiny_tokenizer, tiny_label_names, [], init=init,
+                              **overrides)
+    assert {m.p for m in default.encoder.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
+
+
+@pytest.mark.parametrize(
+    ("preset", "p", "message"),
+    [("bert-tiny-2l-128", 1.0, r"must be in \[0, 1\)"), ("bilstm", 0.2, "applies to transformer students")],
+)
+def test_encoder_dropout_errors(preset, p, message, tiny_teacher, tiny_tokenizer, tiny_label_names):
+    cfg = StudentConfig(preset=preset, encoder_dropout=p)
+    with pytest.raises(ConfigError, match=message):
+        build_student(cfg, tiny_teacher, tiny_tokenizer, tiny_label_names, ["a b"])
+
+
 def test_bilstm_teacher_embeddings_are_projected(tiny_teacher, tiny_tokenizer, tiny_label_names):
     model, _ = make_student(
         "bilstm", tiny_teacher, tiny_tokenizer, tiny_label_names, [], hidden_size=16, embedding_init="teacher"

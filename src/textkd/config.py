@@ -109,6 +109,9 @@ class StudentConfig:
     hidden_size: int | None = None
     tokenizer: str = "teacher"  # teacher | wordpiece | char  (bilstm may use its own)
     embedding_init: str = "random"  # bilstm: random | teacher (projected when widths differ)
+    # Transformer students: dropout on the encoder's hidden states and attention probabilities (BERT's
+    # hidden_dropout_prob / attention_probs_dropout_prob); None keeps the encoder's own (0.1 for BERT).
+    encoder_dropout: float | None = None
     train: TrainConfig = field(default_factory=_student_train)
 
 

@@ -229,6 +229,11 @@ def build_bilstm_student(
         raise ConfigError(f"a BiLSTM student supports student.init 'random' only, got {cfg.init!r}")
     if cfg.embedding_init not in ("random", "teacher"):
         raise ConfigError(f"unknown student.embedding_init {cfg.embedding_init!r}", hint="use random or teacher")
+    if cfg.encoder_dropout is not None:
+        raise ConfigError(
+            "student.encoder_dropout applies to transformer students; a BiLSTM uses its preset's dropout",
+            hint="drop student.encoder_dropout",
+        )
     tokenizer = student_tokenizer(cfg, preset, teacher_tokenizer, train_texts, language)
     teacher_rows = None
     if cfg.embedding_init == "teacher":

@@ -35,18 +35,43 @@ def build_transformer_student(
     train_texts: Sequence[str],
     language: str = "en",
 ) -> tuple[TextkdClassifier, PreTrainedTokenizerBase]:
-    """A transformer student for `cfg.init` (see the module docstring)."""
+    """A transformer student for `cfg.init` (see the module docstring), with `cfg.encoder_dropout` applied."""
     if cfg.init == "random":
         tokenizer = student_tokenizer(cfg, preset, teacher_tokenizer, train_texts, language)
-        return random_student(cfg, preset, tokenizer, label_names), tokenizer
-    if cfg.init == "teacher-layers":
+        model = random_student(cfg, preset, tokenizer, label_names)
+    elif cfg.init == "teacher-layers":
         if teacher_tokenizer is None or cfg.tokenizer != "teacher":
             raise ConfigError(
                 "student.init 'teacher-layers' copies the teacher's embeddings, so it needs the teacher's tokenizer",
                 hint="set student.tokenizer to teacher",
             )
-        return teacher_layers_student(cfg, teacher_model, label_names), teacher_tokenizer
-    return checkpoint_student(cfg, preset, label_names)
+        model, tokenizer = teacher_layers_student(cfg, teacher_model, label_names), teacher_tokenizer
+    else:
+        model, tokenizer = checkpoint_student(cfg, preset, label_names)
+    if cfg.encoder_dropout is not None:
+        set_encoder_dropout(model, cfg.encoder_dropout)
+    return model, tokenizer
+
+
+def set_encoder_dropout(model: TextkdClassifier, p: float) -> None:
+    """Set the encoder's hidden-state and attention dropout to `p`, in its config and every dropout layer.
+
+    The config keeps the value, so a saved student loads with it.
+
+    Example:
+        >>> model = TextkdClassifier.from_scratch({"hidden_size": 32, "num_hidden_layers": 1,
+        ...     "num_attention_heads": 2, "intermediate_size": 64, "vocab_size": 50}, 2)
+        >>> set_encoder_dropout(model, 0.3)
+        >>> {m.p for m in model.encoder.modules() if isinstance(m, nn.Dropout)}
+        {0.3}
+    """
+    if not 0.0 <= p < 1.0:
+        raise ConfigError(f"student.encoder_dropout must be in [0, 1), got {p}")
+    model.config.encoder.hidden_dropout_prob = p
+    model.config.encoder.attention_probs_dropout_prob = p
+    for module in model.encoder.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
 
 
 def random_student(
