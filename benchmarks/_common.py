@@ -41,11 +41,16 @@ def git_commit() -> str | None:
         return None
 
 
+# Read once, when a benchmark script starts: a long run must name the code it ran, not wherever HEAD has moved to
+# by the time it writes its record.
+COMMIT_AT_START = git_commit()
+
+
 def write_results(name: str, payload: dict[str, Any], results_dir: str | Path | None = None) -> Path:
     """Write `<results_dir>/<name>.json` and print where it went."""
     folder = Path(results_dir) if results_dir else RESULTS
     folder.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "commit": git_commit(),
+    payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "commit": COMMIT_AT_START,
                "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(), **payload}
     path = folder / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
