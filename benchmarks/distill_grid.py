@@ -81,7 +81,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="global override KEY=VALUE (repeatable)")
     ap.add_argument("--results-dir", default=None)
     ap.add_argument("--resume", action="store_true", help="continue the teacher's run (a refit skips a finished "
-                                                          "selection run)")
+                                                          "selection run) and unfinished students from their "
+                                                          "checkpoints; a finished student is only evaluated again")
     args = ap.parse_args()
     quiet_transformers()
 
@@ -111,7 +112,7 @@ def main() -> None:
         preset, init, methods, extra = parse_spec(spec)
         scfg = apply(cfg, {"student.preset": preset, "student.init": init, **extra})
         grid = out / "students" / (preset if init == "random" else f"{preset}@{init}")
-        for result in textkd.distill(scfg, teacher_dir, grid, methods=methods, splits=splits):
+        for result in textkd.distill(scfg, teacher_dir, grid, methods=methods, splits=splits, resume=args.resume):
             records.append(record(scfg, splits, result, cfg.teacher.backbone, label, init, result.method))
             _show(records[-1])
             save()
