@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from textkd.cli import app
+from textkd.data.loading import DataWarning
 from textkd.models.io import save_model
 
 runner = CliRunner()
@@ -80,8 +81,11 @@ def test_empty_texts_refused_or_dropped(tmp_path):
     test = _write(tmp_path / "test.csv", "text,label\n" + ROWS)
     refused = invoke("data", "show", "--train", train, "--test", test, "--empty-texts", "error")
     assert refused.exit_code == 2 and f"{train}:14" in refused.output
-    dropped = invoke("data", "show", "--train", train, "--test", test, "--json")
+    with pytest.warns(DataWarning, match="dropped 1 empty or whitespace-only text"):
+        dropped = invoke("data", "show", "--train", train, "--test", test, "--json")
     assert dropped.exit_code == 0
+    kept = json.loads(dropped.output)["splits"]
+    assert kept["train"]["rows"] + kept["validation"]["rows"] == ROWS.count("\n")  # validation is carved from train
 
 
 def test_unknown_label_in_test_names_file_and_line(tmp_path):
