@@ -371,3 +371,26 @@ def parse_cli_overrides(args: list[str], aliases: dict[str, str] | None = None) 
         out[key] = value
         i += 1
     return out
+
+
+_IGNORED = {"progress", "device", "eval_batch_size", "data_dir"}  # how, not what, a model is trained on
+
+
+def check_same_config(model_dir: Path, expected: Config, sections: tuple[str, ...]) -> None:
+    """Refuse to reuse a finished model whose saved config.yaml differs from this run's in `sections`."""
+    saved_path = model_dir / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved, current = load_yaml(saved_path), to_dict(expected)
+    changed = [key for section in sections for key in _diff(saved.get(section, {}), current[section], section)]
+    if changed:
+        raise ConfigError(f"{model_dir} was trained with a different config ({', '.join(changed[:4])})",
+                          hint=f"delete {model_dir} to retrain it, or write to another folder "
+                                   "(`textkd run`: another --name)")
+
+
+def _diff(saved: Any, current: Any, where: str) -> list[str]:
+    if isinstance(saved, dict) and isinstance(current, dict):
+        return [k for key in current if key not in _IGNORED
+                for k in _diff(saved.get(key), current[key], f"{where}.{key}")]
+    return [] if saved == current else [f"{where}: {saved!r} -> {current!r}"]

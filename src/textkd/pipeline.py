@@ -39,10 +39,10 @@ from textkd.config import (
     Config,
     RunConfig,
     StudentConfig,
+    check_same_config,
     dotted_to_nested,
     from_dict,
     load_config,
-    load_yaml,
     save_config,
     to_dict,
 )
@@ -171,7 +171,7 @@ def _teacher_stage(cfg: Config, splits: DatasetSplits, teacher: Path, reused: bo
                      lambda: api.evaluate(teacher, splits=splits, max_len=cfg.data.max_len))
     done = is_complete(teacher)
     if done:
-        _check_same_config(teacher, cfg, ("data", "teacher"))
+        check_same_config(teacher, cfg, ("data", "teacher"))
 
     def train() -> None:
         api.train_teacher(cfg, teacher, resume=_has_checkpoint(teacher), splits=splits)
@@ -183,7 +183,7 @@ def _distill_stage(cell: StudentRun, teacher: Path, splits: DatasetSplits) -> St
     done = is_complete(cell.output_dir)
     if done:
         expected = replace(cell.cfg, distill=replace(cell.cfg.distill, method=cell.method))
-        _check_same_config(cell.output_dir, expected, ("data", "student", "distill"))
+        check_same_config(cell.output_dir, expected, ("data", "student", "distill"))
 
     def train() -> None:
         api.distill(cell.cfg, teacher, cell.output_dir.parent, methods=[cell.method],
@@ -321,28 +321,6 @@ def _teacher_dir(run_dir: Path, teacher_dir: str | Path | None) -> Path:
 
 def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-_IGNORED = {"progress", "device", "eval_batch_size", "data_dir"}  # how, not what, a model is trained on
-
-
-def _check_same_config(model_dir: Path, expected: Config, sections: tuple[str, ...]) -> None:
-    """Refuse to reuse a finished model whose saved config.yaml differs from this run's in `sections`."""
-    saved_path = model_dir / "config.yaml"
-    if not saved_path.is_file():
-        return
-    saved, current = load_yaml(saved_path), to_dict(expected)
-    changed = [key for section in sections for key in _diff(saved.get(section, {}), current[section], section)]
-    if changed:
-        raise ConfigError(f"{model_dir} was trained with a different config ({', '.join(changed[:4])})",
-                          hint=f"delete {model_dir} to retrain it, or pass another --name")
-
-
-def _diff(saved: Any, current: Any, where: str) -> list[str]:
-    if isinstance(saved, dict) and isinstance(current, dict):
-        return [k for key in current if key not in _IGNORED
-                for k in _diff(saved.get(key), current[key], f"{where}.{key}")]
-    return [] if saved == current else [f"{where}: {saved!r} -> {current!r}"]
 
 
 def _write_manifest(run_dir: Path, cfg: Config, settings: RunConfig, teacher: Path, cells: list[StudentRun]) -> None:
