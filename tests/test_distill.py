@@ -13,6 +13,7 @@ import textkd
 from textkd.config import Config, DataConfig, StudentConfig, TeacherConfig, TrainConfig
 from textkd.data.batching import ModelInputs
 from textkd.data.tokenize import encode
+from textkd.errors import ConfigError
 from textkd.losses.composite import build_loss
 from textkd.models.io import load_model, save_model
 from textkd.training.cache import CACHE_DIRNAME, teacher_outputs
@@ -86,6 +87,20 @@ def test_methods_share_initial_weights_and_order(teacher_dir, tiny_bert_dir, tin
         assert 0.0 <= r.test_metrics["accuracy"] <= 1.0
         assert "agreement_with_teacher" in r.test_metrics
         assert not (r.output_dir / "checkpoint").exists()  # finished runs drop their checkpoint
+
+
+def test_resume_reuses_finished_students_and_refuses_a_changed_config(teacher_dir, tiny_bert_dir, tiny_splits,
+                                                                      tmp_path, monkeypatch):
+    cfg = _config(tiny_bert_dir)
+    first = textkd.distill(cfg, teacher_dir, tmp_path, methods=["none", "soft"], splits=tiny_splits)
+    monkeypatch.setattr(Distiller, "fit", lambda *args, **kwargs: pytest.fail("a finished student was trained again"))
+    again = textkd.distill(cfg, teacher_dir, tmp_path, methods=["none", "soft"], resume=True, splits=tiny_splits)
+    assert [r.test_metrics for r in again] == [r.test_metrics for r in first]
+    assert [(r.fit.best_epoch, r.params) for r in again] == [(r.fit.best_epoch, r.params) for r in first]
+    changed = copy.deepcopy(cfg)
+    changed.student.train.lr = 0.5
+    with pytest.raises(ConfigError, match=r"different config \(student.train.lr: 0.001 -> 0.5"):
+        textkd.distill(changed, teacher_dir, tmp_path, methods=["none"], resume=True, splits=tiny_splits)
 
 
 def test_bilstm_student_with_own_tokenizer_reads_teacher_stream(teacher_dir, tiny_bert_dir, tiny_splits, tmp_path):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from textkd.config import Config, DataConfig, from_dict, save_config, to_dict
+from textkd.config import Config, DataConfig, check_same_config, from_dict, save_config, to_dict
 from textkd.data.augment import AUGMENT_VERSION, AugmentSettings, write_augmented
 from textkd.data.batching import STUDENT, TEACHER, ModelInputs
 from textkd.data.corpus import concat_encoded, encode_file, file_fingerprint
@@ -46,6 +46,7 @@ from textkd.training.cache import (
     teacher_fingerprint,
     teacher_outputs,
 )
+from textkd.training.checkpoint import find_checkpoint
 from textkd.training.distiller import Distiller
 from textkd.training.distributed import main_process_first
 from textkd.training.inference import forward_outputs, softmax
@@ -137,6 +138,12 @@ def _refit_teacher(cfg: Config, out: Path, resume: bool, splits: DatasetSplits) 
                    cfg.data.max_len)
 
 
+def _finished(folder: Path) -> bool:
+    """Saved and evaluated on test with no checkpoint left (an interrupted rerun in the folder keeps one)."""
+    return ((folder / EVAL_FILE.format(split="test")).is_file() and (folder / "metrics.jsonl").is_file()
+            and find_checkpoint(folder / "checkpoint") is None)
+
+
 def _finished_fit(folder: Path) -> FitResult:
     """The FitResult of a completed run, read back from its `metrics.jsonl`."""
     history = read_jsonl(folder / "metrics.jsonl")
@@ -192,6 +199,12 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
     """Train one student with one method; `test=False` (a search trial) stops after validation-based fitting."""
     train_cfg = cfg.student.train
     out = out or grid / f"{cfg.student.preset}-{method.replace('+', '-')}"
+    if resume and test and _finished(out):  # completed before the restart: reused, not trained again
+        expected = replace(cfg, distill=replace(cfg.distill, method=method))
+        check_same_config(out, expected, ("data", "student", "distill"))
+        metrics = json.loads((out / EVAL_FILE.format(split="test")).read_text(encoding="utf-8"))
+        model, _ = load_model(out)
+        return TrainResult(out, method, _finished_fit(out), metrics, count_parameters(model), model_size_mb(out))
     set_seed(train_cfg.seed)  # the same initial student for every method
     student, tokenizer = build_student(cfg.student, teacher, teacher_tokenizer, splits.label_names,
                                        splits.train.texts, splits.language)

@@ -189,7 +189,8 @@ def distill_cmd(
                                                   "embedding-neighbour swaps, n-grams), labelled by the teacher."),
     unlabeled: list[Path] | None = typer.Option(None, help="KD methods: a text file (one text per line) the "
                                                            "teacher labels for the transfer set; repeatable."),
-    resume: bool = typer.Option(False, help="Continue unfinished students from their checkpoints."),
+    resume: bool = typer.Option(False, help="Continue unfinished students from their checkpoints and reuse "
+                                            "finished ones (refused if their saved config differs)."),
 ) -> None:
     """Distil the teacher into a student with one or more KD methods (same seed, data order and schedule).
 
