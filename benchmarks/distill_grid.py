@@ -82,7 +82,8 @@ def main() -> None:
     ap.add_argument("--results-dir", default=None)
     ap.add_argument("--resume", action="store_true", help="continue the teacher's run (a refit skips a finished "
                                                           "selection run) and unfinished students from their "
-                                                          "checkpoints; a finished student is reused, not trained again")
+                                                          "checkpoints; a finished student is reused, not "
+                                                          "trained again")
     args = ap.parse_args()
     quiet_transformers()
 
