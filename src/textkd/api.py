@@ -203,8 +203,7 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
         expected = replace(cfg, distill=replace(cfg.distill, method=method))
         check_same_config(out, expected, ("data", "student", "distill"))
         metrics = json.loads((out / EVAL_FILE.format(split="test")).read_text(encoding="utf-8"))
-        model, _ = load_model(out)
-        return TrainResult(out, method, _finished_fit(out), metrics, count_parameters(model), model_size_mb(out))
+        return _result(out, method, _finished_fit(out), metrics)
     set_seed(train_cfg.seed)  # the same initial student for every method
     student, tokenizer = build_student(cfg.student, teacher, teacher_tokenizer, splits.label_names,
                                        splits.train.texts, splits.language)
@@ -276,6 +275,10 @@ def _finish(out: Path, method, fit: FitResult, splits: DatasetSplits, max_len: i
     """Evaluate the selected (best-on-validation) model on test, write eval JSON, drop the checkpoint."""
     metrics = evaluate(out, splits=splits, split="test", max_len=max_len, teacher_dir=teacher_dir)
     remove_checkpoint(out)
+    return _result(out, method, fit, metrics)
+
+
+def _result(out: Path, method, fit: FitResult, metrics: dict[str, Any]) -> TrainResult:
     model, _ = load_model(out)
     return TrainResult(out, method, fit, metrics, count_parameters(model), model_size_mb(out))
 
