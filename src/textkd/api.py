@@ -199,15 +199,15 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
     """Train one student with one method; `test=False` (a search trial) stops after validation-based fitting."""
     train_cfg = cfg.student.train
     out = out or grid / f"{cfg.student.preset}-{method.replace('+', '-')}"
+    run_cfg = replace(cfg, distill=replace(cfg.distill, method=method))  # what config.yaml records for this run
     if resume and test and _finished(out):  # completed before the restart: reused, not trained again
-        expected = replace(cfg, distill=replace(cfg.distill, method=method))
-        check_same_config(out, expected, ("data", "student", "distill"))
+        check_same_config(out, run_cfg, ("data", "student", "distill"))
         metrics = json.loads((out / EVAL_FILE.format(split="test")).read_text(encoding="utf-8"))
         return _result(out, method, _finished_fit(out), metrics)
     set_seed(train_cfg.seed)  # the same initial student for every method
     student, tokenizer = build_student(cfg.student, teacher, teacher_tokenizer, splits.label_names,
                                        splits.train.texts, splits.language)
-    save_config(replace(cfg, distill=replace(cfg.distill, method=method)), out / "config.yaml")
+    save_config(run_cfg, out / "config.yaml")
     max_len = cfg.data.max_len
     shared = tokenizer_fingerprint(tokenizer) == tokenizer_fingerprint(teacher_tokenizer)
     train = _inputs(splits.train, tokenizer, max_len, None if shared else teacher_tokenizer)
