@@ -138,10 +138,18 @@ def _refit_teacher(cfg: Config, out: Path, resume: bool, splits: DatasetSplits) 
                    cfg.data.max_len)
 
 
+def is_complete(model_dir: Path) -> bool:
+    """A trained model is complete once it is saved and evaluated on test (the last thing training does)."""
+    return (model_dir / "textkd_model.json").is_file() and (model_dir / EVAL_FILE.format(split="test")).is_file()
+
+
+def has_checkpoint(model_dir: Path) -> bool:
+    return find_checkpoint(model_dir / "checkpoint") is not None
+
+
 def _finished(folder: Path) -> bool:
-    """Saved and evaluated on test with no checkpoint left (an interrupted rerun in the folder keeps one)."""
-    return ((folder / EVAL_FILE.format(split="test")).is_file() and (folder / "metrics.jsonl").is_file()
-            and find_checkpoint(folder / "checkpoint") is None)
+    """Complete, with its training log, and no checkpoint left (an interrupted rerun in the folder keeps one)."""
+    return is_complete(folder) and (folder / "metrics.jsonl").is_file() and not has_checkpoint(folder)
 
 
 def _finished_fit(folder: Path) -> FitResult:

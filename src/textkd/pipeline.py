@@ -49,7 +49,6 @@ from textkd.config import (
 from textkd.data.dataset import DatasetSplits
 from textkd.errors import ConfigError, ModelLoadError, TextkdError
 from textkd.evaluation.report import COLUMNS, EXPORT_DIRNAME, MANIFEST, build_report, machine_info, table_rows
-from textkd.training.checkpoint import find_checkpoint
 from textkd.utils import atomic_write_json
 
 console = Console()
@@ -169,25 +168,25 @@ def _teacher_stage(cfg: Config, splits: DatasetSplits, teacher: Path, reused: bo
         done = previous.get("dataset") == splits.name and previous.get("rows") == len(splits.test)
         return Stage("evaluate teacher", "teacher", done,
                      lambda: api.evaluate(teacher, splits=splits, max_len=cfg.data.max_len))
-    done = is_complete(teacher)
+    done = api.is_complete(teacher)
     if done:
         check_same_config(teacher, cfg, ("data", "teacher"))
 
     def train() -> None:
-        api.train_teacher(cfg, teacher, resume=_has_checkpoint(teacher), splits=splits)
+        api.train_teacher(cfg, teacher, resume=api.has_checkpoint(teacher), splits=splits)
 
     return Stage("train teacher", "teacher", done, train)
 
 
 def _distill_stage(cell: StudentRun, teacher: Path, splits: DatasetSplits) -> Stage:
-    done = is_complete(cell.output_dir)
+    done = api.is_complete(cell.output_dir)
     if done:
         expected = replace(cell.cfg, distill=replace(cell.cfg.distill, method=cell.method))
         check_same_config(cell.output_dir, expected, ("data", "student", "distill"))
 
     def train() -> None:
         api.distill(cell.cfg, teacher, cell.output_dir.parent, methods=[cell.method],
-                    resume=_has_checkpoint(cell.output_dir), splits=splits)
+                    resume=api.has_checkpoint(cell.output_dir), splits=splits)
 
     return Stage(f"distill {cell.name}", "distill", done, train)
 
@@ -259,15 +258,6 @@ def _clock(seconds: float) -> str:
 
 
 # -------------------------------------------------------------------------------------------- helpers
-
-
-def is_complete(model_dir: Path) -> bool:
-    """A trained model is complete once it is saved and evaluated on test (the last thing training does)."""
-    return (model_dir / "textkd_model.json").is_file() and (model_dir / api.EVAL_FILE.format(split="test")).is_file()
-
-
-def _has_checkpoint(model_dir: Path) -> bool:
-    return find_checkpoint(model_dir / "checkpoint") is not None
 
 
 def _check_settings(settings: RunConfig) -> None:
