@@ -91,12 +91,15 @@ def test_second_run_skips_finished_stages(finished_run, monkeypatch):
     assert (run_dir / "report.html").is_file()
 
 
-def test_interrupted_stage_resumes_from_its_checkpoint(finished_run, tmp_path, monkeypatch):
+@pytest.mark.parametrize("evaluated", [False, True], ids=["first-run", "rerun-of-a-finished-folder"])
+def test_interrupted_stage_resumes_from_its_checkpoint(finished_run, tmp_path, monkeypatch, evaluated):
     recipe, run_dir = finished_run
     shutil.copytree(run_dir, tmp_path / "tiny")
     student = tmp_path / "tiny" / "students" / "bilstm-soft"
     evaluation = (student / "eval_test.json").read_text()
-    (student / "eval_test.json").unlink()  # as if killed during training, after an epoch's checkpoint
+    if not evaluated:  # killed during its first training, after an epoch's checkpoint
+        (student / "eval_test.json").unlink()
+    # evaluated: a later rerun into the finished folder was killed; its checkpoint must not be taken for done
     (student / "checkpoint").mkdir()
     (student / "checkpoint" / "state.json").write_text("{}")
     calls = []

@@ -56,7 +56,8 @@ def test_refit_resume_reuses_a_finished_selection_run(tiny_bert_dir, tiny_splits
 def test_refit_resume_needs_a_selected_epoch(tiny_bert_dir, tiny_splits, tmp_path):
     folder = tmp_path / "t" / "selection"
     folder.mkdir(parents=True)
-    (folder / "eval_test.json").write_text("{}")
+    for name in ("textkd_model.json", "eval_test.json"):  # saved and evaluated: a finished selection run
+        (folder / name).write_text("{}")
     (folder / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "best": False}) + "\n")
     with pytest.raises(DataError, match="logged no selected epoch"):
         textkd.train_teacher(_config(tiny_bert_dir), tmp_path / "t", splits=tiny_splits, resume=True)

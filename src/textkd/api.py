@@ -50,7 +50,7 @@ from textkd.training.checkpoint import find_checkpoint
 from textkd.training.distiller import Distiller
 from textkd.training.distributed import main_process_first
 from textkd.training.inference import forward_outputs, softmax
-from textkd.training.trainer import FitResult, Trainer, remove_checkpoint
+from textkd.training.trainer import METRICS_FILE, FitResult, Trainer, remove_checkpoint
 from textkd.utils import atomic_write_json, read_jsonl, set_seed
 
 METHODS = ("none", "hard", "soft", "soft+hidden")
@@ -119,7 +119,7 @@ def _refit_teacher(cfg: Config, out: Path, resume: bool, splits: DatasetSplits) 
     fitted to them; with no validation left, its last epoch is the model. Test is only evaluated.
     """
     selection_dir = out / SELECTION_DIR
-    if resume and (selection_dir / EVAL_FILE.format(split="test")).is_file():
+    if resume and is_finished(selection_dir):
         selection = _finished_fit(selection_dir)  # the selection run completed before a restart
     else:
         fit = _fit_teacher(cfg, cfg.teacher.train, splits.train, splits.validation, splits, selection_dir, resume)
@@ -138,26 +138,26 @@ def _refit_teacher(cfg: Config, out: Path, resume: bool, splits: DatasetSplits) 
                    cfg.data.max_len)
 
 
-def is_complete(model_dir: Path) -> bool:
-    """A trained model is complete once it is saved and evaluated on test (the last thing training does)."""
-    return (model_dir / "textkd_model.json").is_file() and (model_dir / EVAL_FILE.format(split="test")).is_file()
-
-
 def has_checkpoint(model_dir: Path) -> bool:
     return find_checkpoint(model_dir / "checkpoint") is not None
 
 
-def _finished(folder: Path) -> bool:
-    """Complete, with its training log, and no checkpoint left (an interrupted rerun in the folder keeps one)."""
-    return is_complete(folder) and (folder / "metrics.jsonl").is_file() and not has_checkpoint(folder)
+def is_finished(folder: Path) -> bool:
+    """Saved, evaluated on test (the last thing training does), with its training log and no checkpoint left.
+
+    An interrupted rerun into a finished folder leaves a checkpoint. `textkd run`'s stages, `distill --resume`
+    and the refit's selection run skip a folder only when this holds; otherwise they resume it.
+    """
+    return ((folder / "textkd_model.json").is_file() and (folder / EVAL_FILE.format(split="test")).is_file()
+            and (folder / METRICS_FILE).is_file() and not has_checkpoint(folder))
 
 
 def _finished_fit(folder: Path) -> FitResult:
     """The FitResult of a completed run, read back from its `metrics.jsonl`."""
-    history = read_jsonl(folder / "metrics.jsonl")
+    history = read_jsonl(folder / METRICS_FILE)
     best = [row for row in history if row.get("best")]
     if not best:
-        raise DataError("this run logged no selected epoch", path=folder / "metrics.jsonl",
+        raise DataError("this run logged no selected epoch", path=folder / METRICS_FILE,
                         hint="train it again without --resume")
     return FitResult(folder, best[-1]["epoch"], best[-1], len(history), history[-1].get("wall_s", 0.0), history)
 
@@ -208,7 +208,7 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
     train_cfg = cfg.student.train
     out = out or grid / f"{cfg.student.preset}-{method.replace('+', '-')}"
     run_cfg = replace(cfg, distill=replace(cfg.distill, method=method))  # what config.yaml records for this run
-    if resume and test and _finished(out):  # completed before the restart: reused, not trained again
+    if resume and test and is_finished(out):  # completed before the restart: reused, not trained again
         check_same_config(out, run_cfg, ("data", "student", "distill"))
         metrics = json.loads((out / EVAL_FILE.format(split="test")).read_text(encoding="utf-8"))
         return _result(out, method, _finished_fit(out), metrics)

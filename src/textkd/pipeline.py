@@ -168,7 +168,7 @@ def _teacher_stage(cfg: Config, splits: DatasetSplits, teacher: Path, reused: bo
         done = previous.get("dataset") == splits.name and previous.get("rows") == len(splits.test)
         return Stage("evaluate teacher", "teacher", done,
                      lambda: api.evaluate(teacher, splits=splits, max_len=cfg.data.max_len))
-    done = api.is_complete(teacher)
+    done = api.is_finished(teacher)
     if done:
         check_same_config(teacher, cfg, ("data", "teacher"))
 
@@ -179,7 +179,7 @@ def _teacher_stage(cfg: Config, splits: DatasetSplits, teacher: Path, reused: bo
 
 
 def _distill_stage(cell: StudentRun, teacher: Path, splits: DatasetSplits) -> Stage:
-    done = api.is_complete(cell.output_dir)
+    done = api.is_finished(cell.output_dir)
     if done:
         expected = replace(cell.cfg, distill=replace(cell.cfg.distill, method=cell.method))
         check_same_config(cell.output_dir, expected, ("data", "student", "distill"))
