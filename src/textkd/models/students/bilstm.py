@@ -245,7 +245,7 @@ def build_bilstm_student(
             )
         teacher_rows = teacher_embedding_matrix(teacher_model, preset.embedding_dim)  # (V, E)
         # At the scale of the BiLSTM's own N(0, 1) init: a BERT table's entries have a std near 0.05, and inputs
-        # 20x smaller than the LSTM was tuned for trained worse than random rows (banking77, session 26).
+        # ~18x smaller than the LSTM is tuned for trained worse than random rows (benchmarks/README.md).
         teacher_rows = teacher_rows / teacher_rows.std()
     config = BiLSTMConfig(
         vocab_size=teacher_rows.size(0) if teacher_rows is not None else len(tokenizer),
