@@ -152,6 +152,16 @@ def is_finished(folder: Path) -> bool:
             and (folder / METRICS_FILE).is_file() and not has_checkpoint(folder))
 
 
+def student_dirname(preset: str, method: str) -> str:
+    """A grid's folder for one student and method: `<preset>-<method with + as ->`."""
+    return f"{preset}-{method.replace('+', '-')}"
+
+
+def method_config(cfg: Config, method: str) -> Config:
+    """The config one method's student folder records in config.yaml (and is checked against on reuse)."""
+    return replace(cfg, distill=replace(cfg.distill, method=method))
+
+
 def _finished_fit(folder: Path) -> FitResult:
     """The FitResult of a completed run, read back from its `metrics.jsonl`."""
     history = read_jsonl(folder / METRICS_FILE)
@@ -206,8 +216,8 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
                  out: Path | None = None, epoch_callback=None, test: bool = True) -> TrainResult | FitResult:
     """Train one student with one method; `test=False` (a search trial) stops after validation-based fitting."""
     train_cfg = cfg.student.train
-    out = out or grid / f"{cfg.student.preset}-{method.replace('+', '-')}"
-    run_cfg = replace(cfg, distill=replace(cfg.distill, method=method))  # what config.yaml records for this run
+    out = out or grid / student_dirname(cfg.student.preset, method)
+    run_cfg = method_config(cfg, method)
     if resume and test and is_finished(out):  # completed before the restart: reused, not trained again
         check_same_config(out, run_cfg, ("data", "student", "distill"))
         metrics = json.loads((out / EVAL_FILE.format(split="test")).read_text(encoding="utf-8"))

@@ -181,8 +181,7 @@ def _teacher_stage(cfg: Config, splits: DatasetSplits, teacher: Path, reused: bo
 def _distill_stage(cell: StudentRun, teacher: Path, splits: DatasetSplits) -> Stage:
     done = api.is_finished(cell.output_dir)
     if done:
-        expected = replace(cell.cfg, distill=replace(cell.cfg.distill, method=cell.method))
-        check_same_config(cell.output_dir, expected, ("data", "student", "distill"))
+        check_same_config(cell.output_dir, api.method_config(cell.cfg, cell.method), ("data", "student", "distill"))
 
     def train() -> None:
         api.distill(cell.cfg, teacher, cell.output_dir.parent, methods=[cell.method],
@@ -293,8 +292,7 @@ def _student_cell(cfg: Config, settings: RunConfig, spec: str, method: str, run_
             overrides = dotted_to_nested(dict(settings.student_overrides[key] or {}))
             student = from_dict(StudentConfig, overrides, where=f"run.student_overrides.{key}", base=student)
     grid = run_dir / ("students" if not init else f"students-{_slug(init)}")
-    # The folder name follows api.distill: <preset>-<method with + as ->.
-    return replace(cfg, student=student), grid / f"{preset}-{method.replace('+', '-')}"
+    return replace(cfg, student=student), grid / api.student_dirname(preset, method)  # where api.distill writes it
 
 
 def _slug(text: str) -> str:
