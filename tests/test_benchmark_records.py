@@ -43,3 +43,36 @@ def test_distill_grid_passes_resume_to_every_student(flag, tiny_splits, tmp_path
                                       "--student", "bilstm:soft", "--student", "tinybert-4l-312:none", *flag])
     grid.main()
     assert [call["resume"] for call in calls] == [bool(flag)] * 2
+
+
+def test_gpu_vs_peer_repeats_flip_the_order_and_report_medians(tmp_path, monkeypatch):
+    bench = _load("gpu_vs_peer.py", "bench_gpu_vs_peer")
+    calls, walls = [], {"textkd": iter([10.0, 30.0, 20.0]), "peer": iter([50.0, 40.0, 90.0])}
+
+    def fake(who):
+        def run(args):
+            calls.append((who, Path(args.out).name))
+            total = next(walls[who])
+            job = {"accuracy": 0.9, "macro_f1": 0.8, "wall_s": total / 3}
+            return {"teacher": job, "student_kd": job, "student_nokd": job, "total_wall_s": total}
+        return run
+
+    monkeypatch.setattr(bench, "run_textkd", fake("textkd"))
+    monkeypatch.setattr(bench, "run_peer", fake("peer"))
+    monkeypatch.setattr(sys, "argv", ["gpu_vs_peer.py", "--minilm", "m", "--data-dir", "d", "--repeats", "3",
+                                      "--out", str(tmp_path / "out"), "--results-dir", str(tmp_path), "--name", "r"])
+    bench.main()
+    assert calls == [("textkd", "repeat0"), ("peer", "repeat0"), ("peer", "repeat1"), ("textkd", "repeat1"),
+                     ("textkd", "repeat2"), ("peer", "repeat2")]
+    record = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert record["runs"]["textkd"]["total_wall_s"] == 20.0 and record["runs"]["peer"]["total_wall_s"] == 50.0
+    assert record["speedup"] == 2.5  # the ratio of the medians, not the median of the ratios (5, 4/3, 4.5)
+    assert [round(r["speedup"], 3) for r in record["per_repeat"]] == [5.0, 1.333, 4.5]
+    assert record["runs"]["textkd"]["student_kd"]["same_accuracy_every_repeat"]
+
+
+def test_gpu_vs_peer_rejects_an_order_without_both_pipelines(monkeypatch):
+    bench = _load("gpu_vs_peer.py", "bench_gpu_vs_peer")
+    monkeypatch.setattr(sys, "argv", ["gpu_vs_peer.py", "--minilm", "m", "--data-dir", "d", "--order", "textkd"])
+    with pytest.raises(SystemExit, match="must name textkd and peer once each"):
+        bench.main()
