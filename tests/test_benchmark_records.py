@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,3 +77,23 @@ def test_gpu_vs_peer_rejects_an_order_without_both_pipelines(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["gpu_vs_peer.py", "--minilm", "m", "--data-dir", "d", "--order", "textkd"])
     with pytest.raises(SystemExit, match="must name textkd and peer once each"):
         bench.main()
+
+
+def test_gpu_bundle_stores_fp16_weights_that_load_back_as_fp32(tiny_bert_dir, tmp_path):
+    bundle = _load("gpu_bundle.py", "bench_gpu_bundle")
+    copy = bundle.fp16_copy(tiny_bert_dir, tmp_path / "minilm")
+    from safetensors.torch import load_file
+
+    original, halved = load_file(tiny_bert_dir / "model.safetensors"), load_file(copy / "model.safetensors")
+    assert original.keys() == halved.keys()
+    assert {v.dtype for k, v in halved.items() if original[k].is_floating_point()} == {torch.float16}
+    assert (copy / "config.json").is_file()
+    assert 0 < bundle.encoder_drift(tiny_bert_dir, copy) < 1e-2
+
+
+def test_gpu_bundle_names_a_missing_dataset(tiny_bert_dir, tmp_path, monkeypatch):
+    bundle = _load("gpu_bundle.py", "bench_gpu_bundle")
+    monkeypatch.setattr(sys, "argv", ["gpu_bundle.py", "--minilm", str(tiny_bert_dir), "--data-dir", str(tmp_path),
+                                      "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match="no banking77/ under"):
+        bundle.main()
