@@ -71,7 +71,7 @@ def main() -> None:
                     help="folder holding banking77/ (default $TEXTKD_DATA_DIR)")
     ap.add_argument("--peer", default="../shared/bench/peer_seed1.py", help="the peer script")
     ap.add_argument("--out", default=".gpu")
-    ap.add_argument("--limit-mib", type=float, default=64.0, help="fail if the bundle is larger (what one call carries)")
+    ap.add_argument("--limit-mib", type=float, default=64.0, help="fail above this size (one call carries 64 MiB)")
     args = ap.parse_args()
     if not args.minilm or not Path(args.minilm).is_dir():
         raise SystemExit(f"no all-MiniLM-L6-v2 folder at {args.minilm!r}: pass --minilm DIR")
