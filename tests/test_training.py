@@ -204,3 +204,21 @@ def test_ema_run_saves_the_average_and_resumes_exactly(tiny_teacher, tiny_tokeni
 
     with pytest.raises(ConfigError, match=r"train.ema_decay must be in \[0, 1\)"):
         Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(ema_decay=1.5), tmp_path / "c").fit(train, val)
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_the_loss_is_read_mid_epoch_only_for_a_shown_bar(progress, tiny_teacher, tiny_tokenizer, tiny_splits,
+                                                         tmp_path, monkeypatch):
+    """Reading the summed loss syncs the host with the device; with the bar off it happens once per epoch."""
+    from textkd.training.progress import TrainProgress
+
+    calls = []
+    monkeypatch.setattr(TrainProgress, "update_step", lambda self, step, loss: calls.append(step))
+    train = tiny_splits.train
+    inputs = ModelInputs({"": encode(list(train.texts) * 3, tiny_tokenizer, 32)}, np.tile(train.labels, 3))
+    assert len(inputs) >= 50  # batch size 1: at least two mid-epoch updates when the bar is shown
+    trainer = Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(epochs=1, batch_size=1, progress=progress),
+                      tmp_path, label_names=tiny_splits.label_names)
+    trainer.fit(inputs, None)
+    assert calls[-1] == len(inputs)
+    assert (len(calls) > 1) is progress

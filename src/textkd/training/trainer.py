@@ -254,7 +254,7 @@ class Trainer:
             for name, value in out.parts.items():  # summed on the device: no host sync per step
                 sums[name] = sums.get(name, 0.0) + value.detach().float()
             sums["loss"] = sums.get("loss", 0.0) + out.total.detach().float()
-            if steps % 25 == 0:
+            if bar.enabled and steps % 25 == 0:  # reading the loss syncs with the device: only for a shown bar
                 bar.update_step(steps, float(sums["loss"]) / steps)
             if cfg.max_steps and state.global_step >= cfg.max_steps:
                 break
