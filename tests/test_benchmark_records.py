@@ -97,3 +97,16 @@ def test_gpu_bundle_names_a_missing_dataset(tiny_bert_dir, tmp_path, monkeypatch
                                       "--out", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match="no banking77/ under"):
         bundle.main()
+
+
+def test_gpu_vs_peer_quick_records_no_speedup(tmp_path, monkeypatch):
+    bench = _load("gpu_vs_peer.py", "bench_gpu_vs_peer")
+    job = {"accuracy": 0.1, "macro_f1": 0.1, "wall_s": 1.0}
+    monkeypatch.setattr(bench, "run_textkd", lambda args: {**dict.fromkeys(bench.JOBS, job), "total_wall_s": 3.0})
+    monkeypatch.setattr(bench, "run_peer", lambda args: {**dict.fromkeys(bench.JOBS, job), "total_wall_s": 9.0})
+    monkeypatch.setattr(sys, "argv", ["gpu_vs_peer.py", "--minilm", "m", "--data-dir", "d", "--quick",
+                                      "--repeats", "2", "--out", str(tmp_path / "out"),
+                                      "--results-dir", str(tmp_path), "--name", "q"])
+    bench.main()
+    record = json.loads((tmp_path / "q.json").read_text(encoding="utf-8"))
+    assert record["speedup"] is None and [r["speedup"] for r in record["per_repeat"]] == [None, None]
