@@ -32,6 +32,21 @@ def test_help_lists_commands():
         assert command in result.output
 
 
+def test_version_names_textkd_torch_and_transformers():
+    import torch
+    import transformers
+
+    import textkd
+
+    result = invoke("--version")
+    assert result.exit_code == 0, result.output
+    line = result.output.strip()
+    assert line.startswith(f"textkd {textkd.__version__} (torch {torch.__version__}, ")
+    assert f"transformers {transformers.__version__}" in line and "\n" not in line
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'\nversion = "{textkd.__version__}"\n' in pyproject  # one version, in both places
+
+
 def test_data_list_and_show_embedded():
     listed = invoke("data", "list")
     assert listed.exit_code == 0 and "bbc-news" in listed.output and "banking77" in listed.output

@@ -36,8 +36,27 @@ app.add_typer(data_app, name="data")
 console = Console()
 
 
+def _version(show: bool) -> None:
+    """`--version`: textkd's version and the versions a bug report needs, then exit."""
+    if not show:
+        return
+    import platform
+
+    import torch
+    import transformers
+
+    from textkd import __version__
+
+    typer.echo(f"textkd {__version__} (torch {torch.__version__}, transformers {transformers.__version__}, "
+               f"python {platform.python_version()})")
+    raise typer.Exit()
+
+
 @app.callback()
-def _setup() -> None:
+def _setup(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print textkd's version (with torch's, transformers' and python's) and exit."),
+) -> None:
     """Distil a large text classifier into a small fast one, and prove the trade."""
     quiet_transformers()
 
