@@ -139,6 +139,23 @@ def test_tiny_pipeline_from_the_cli(tiny_teacher, tiny_tokenizer, tiny_bert_dir,
     encoder = json.loads((students / "bert-tiny-2l-128-soft" / "config.json").read_text())["encoder"]
     assert encoder["hidden_dropout_prob"] == encoder["attention_probs_dropout_prob"] == 0.2
 
+    # A model card beside every evaluated model: its test figures next to the teacher's, and its labels.
+    soft = students / "bert-tiny-2l-128-soft"
+    card = (soft / "README.md").read_text(encoding="utf-8")
+    test_figures = json.loads((soft / "eval_test.json").read_text())
+    teacher_figures = json.loads((teacher / "eval_test.json").read_text())
+    assert card.startswith("---\nlibrary_name: textkd\npipeline_tag: text-classification\n")
+    assert f"| accuracy | {test_figures['accuracy']:.4f} | {teacher_figures['accuracy']:.4f} |" in card
+    assert f"| agreement with the teacher | {test_figures['agreement_with_teacher']:.4f} | |" in card
+    assert "Loss: `0.7 * kd_kl_div(T=4.0) + 0.3 * cross_entropy`" in card
+    labels = card.split(f"## Labels ({len(tiny_dataset.label_names)})\n\n")[1].split("\n")[0]
+    assert sorted(labels.split(", ")) == sorted(f"`{name}`" for name in tiny_dataset.label_names)
+    assert "knowledge-distillation" not in (teacher / "README.md").read_text(encoding="utf-8")
+    (soft / "README.md").unlink()
+    rewritten = invoke("card", soft)
+    assert rewritten.exit_code == 0, rewritten.output
+    assert (soft / "README.md").read_text(encoding="utf-8") == card
+
     evaluated = invoke("evaluate", students / "bert-tiny-2l-128-soft", "--json")
     assert evaluated.exit_code == 0, evaluated.output
     assert {"accuracy", "macro_f1", "weighted_f1", "ece", "per_class", "confusion_matrix"} <= set(
@@ -160,6 +177,15 @@ def test_tiny_pipeline_from_the_cli(tiny_teacher, tiny_tokenizer, tiny_bert_dir,
 def test_predict_missing_model_is_one_line(tmp_path):
     result = invoke("predict", tmp_path / "nope", "hello")
     assert result.exit_code == 2 and "model folder not found" in result.output
+
+
+def test_card_refuses_a_folder_that_is_not_an_evaluated_model(tiny_teacher, tiny_tokenizer, tmp_path):
+    result = invoke("card", tmp_path)
+    assert result.exit_code == 2 and "not a textkd model folder" in result.output
+    save_model(tiny_teacher, tiny_tokenizer, tmp_path / "m")
+    result = invoke("card", tmp_path / "m")
+    assert result.exit_code == 2 and "has not been evaluated on test yet" in result.output
+    assert not (tmp_path / "m" / "README.md").exists()
 
 
 def test_saved_teacher_loads_in_plain_transformers(tiny_teacher, tiny_tokenizer, tmp_path):

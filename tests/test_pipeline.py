@@ -75,6 +75,9 @@ def test_run_writes_every_model_and_the_report(finished_run):
     assert soft["speedup"] > 0 and soft["compression"] > 0 and soft["throughput_per_s"] > 0
     assert set(soft["latency_p50_ms_by_backend"]) == {"torch", "onnx-int8"}
     assert soft["export"]["max_abs_diff"] < 1e-3 and results["teacher"]["export"] is not None
+    card = (run_dir / "students" / "bilstm-soft" / "README.md").read_text(encoding="utf-8")  # after the bench
+    teacher_p50 = results["teacher"]["latency_p50_ms"]
+    assert f"| CPU latency p50, batch 1, 1 thread (ms) | {soft['latency_p50_ms']:.2f} | {teacher_p50:.2f} |" in card
     assert (run_dir / "report.md").is_file() and (run_dir / "report.html").is_file()
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         save_config,
     )
     from textkd.data.dataset import DatasetSplits, TextDataset
+    from textkd.evaluation.card import write_model_card
     from textkd.models.outputs import ClassifierOutput
     from textkd.pipeline import run
 
@@ -34,6 +35,7 @@ _LAZY = {
     "textkd.config": ("Config", "DataConfig", "DistillConfig", "RunConfig", "StudentConfig", "TeacherConfig",
                       "TrainConfig", "load_config", "save_config"),
     "textkd.data.dataset": ("DatasetSplits", "TextDataset"),
+    "textkd.evaluation.card": ("write_model_card",),
     "textkd.models.outputs": ("ClassifierOutput",),
     "textkd.pipeline": ("run",),
 }
@@ -75,4 +77,5 @@ __all__ = [
     "run",
     "save_config",
     "train_teacher",
+    "write_model_card",
 ]

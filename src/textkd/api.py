@@ -28,6 +28,7 @@ from textkd.data.dataset import DatasetSplits, TextDataset
 from textkd.data.loading import DataWarning, load_splits
 from textkd.data.tokenize import encode, texts_fingerprint, tokenizer_fingerprint
 from textkd.errors import ConfigError, DataError
+from textkd.evaluation.card import CARD, is_textkd_card, write_model_card
 from textkd.evaluation.metrics import agreement, classification_metrics
 from textkd.losses.composite import build_loss
 from textkd.losses.schedules import applicable_schedules, describe_schedules, distill_schedules
@@ -290,9 +291,12 @@ def _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path,
 
 
 def _finish(out: Path, method, fit: FitResult, splits: DatasetSplits, max_len: int, teacher_dir=None) -> TrainResult:
-    """Evaluate the selected (best-on-validation) model on test, write eval JSON, drop the checkpoint."""
+    """Evaluate the selected (best-on-validation) model on test, write eval JSON and the model card, drop the
+    checkpoint."""
     metrics = evaluate(out, splits=splits, split="test", max_len=max_len, teacher_dir=teacher_dir)
     remove_checkpoint(out)
+    if not (out / CARD).is_file() or is_textkd_card(out / CARD):  # a README.md of the user's own is kept
+        write_model_card(out)
     return _result(out, method, fit, metrics)
 
 

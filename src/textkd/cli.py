@@ -423,6 +423,23 @@ def report_cmd(run_dir: Path = typer.Argument(..., help="A folder written by `te
     console.print(f"report: {paths['html']}  (also {paths['markdown'].name}, {paths['results'].name})")
 
 
+@app.command("card")
+@user_errors
+def card_cmd(
+    model_dirs: list[Path] = typer.Argument(..., help="Model folders written by `textkd teacher` or `textkd distill`."),
+    force: bool = typer.Option(False, "--force", help="Replace a README.md that textkd did not write."),
+) -> None:
+    """Write each model's card (README.md): test figures next to the teacher's, training settings, usage, labels.
+
+    Training writes the card already; run this after `textkd bench` or on a folder from an older textkd.
+    Example: textkd card runs/banking77/teacher runs/banking77/students/bilstm-soft
+    """
+    from textkd.evaluation.card import write_model_card
+
+    for model_dir in model_dirs:
+        console.print(f"model card: {write_model_card(model_dir, force=force)}")
+
+
 # ----------------------------------------------------------------------------------------------- serve
 
 

@@ -34,6 +34,7 @@ from rich.table import Table
 
 from textkd.config import DataConfig
 from textkd.errors import ConfigError
+from textkd.evaluation.card import refresh_model_card
 from textkd.utils import atomic_write_json
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -105,7 +106,9 @@ def bench(
     machine = machine_info(previous_threads)
     for entry in models:
         single = {"machine": machine, "settings": settings, "models": [entry], "results": flat_rows([entry])}
-        atomic_write_json(Path(entry["model"]) / BENCH_FILE, single)
+        folder = Path(entry["model"])
+        atomic_write_json(folder / BENCH_FILE, single)
+        refresh_model_card(folder)  # a card textkd wrote shows the latency: keep it current
     return {"machine": machine, "settings": settings, "models": models, "results": flat_rows(models)}
 
 

@@ -103,6 +103,17 @@ def collect_results(run_dir: str | Path) -> dict[str, Any]:
     }
 
 
+def model_summary(model_dir: str | Path, role: str) -> dict[str, Any]:
+    """One evaluated model folder's figures as the report shows them (its row of `results.json`).
+
+    Args:
+        role: "teacher" or "student": which section of `config.yaml` holds the model's settings.
+    """
+    model_dir = Path(model_dir)
+    marker = _read_json(model_dir / "textkd_model.json") or {}
+    return _model_row(model_dir.parent, model_dir, model_dir.name, role, marker.get("preset"), marker.get("method"))
+
+
 def _model_row(run_dir: Path, model_dir: Path, name: str, role: str, student: str | None = None,
                method: str | None = None) -> dict[str, Any]:
     if not _complete(model_dir):
