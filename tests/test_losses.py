@@ -18,6 +18,7 @@ from textkd.losses import (
     hard_label_ce,
     hidden_mse,
     kd_kl_div,
+    kd_logit_mse,
     layer_attention_mse,
     layer_hidden_mse,
     layer_map,
@@ -98,6 +99,26 @@ def test_kd_is_float32_under_autocast_and_gives_gradients() -> None:
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     loss.backward()
     assert student.grad is not None and student.grad.abs().sum() > 0
+
+
+def test_logit_mse_matches_a_hand_reference_and_ignores_row_shifts() -> None:
+    student, teacher = _logits(1), _logits(2)
+    s, t = student.double(), teacher.double()
+    diff = (s - s.mean(-1, keepdim=True)) - (t - t.mean(-1, keepdim=True))
+    expected = float((diff**2).sum(-1).mean() / s.shape[-1])
+    assert kd_logit_mse(student, teacher).item() == pytest.approx(expected, rel=1e-5)
+    shifts = torch.arange(5.0).unsqueeze(1)  # a different constant per row changes nothing
+    assert kd_logit_mse(student + shifts, teacher - 3 * shifts).item() == pytest.approx(expected, rel=1e-5)
+    assert kd_logit_mse(teacher, teacher + shifts).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_kd_at_a_high_temperature_tends_to_half_the_logit_mse() -> None:
+    # Hinton et al. 2015, section 2.1: T^2 * KL -> (1 / 2C) * sum_c (centred logit difference)^2 as T grows.
+    student, teacher = _logits(3), _logits(4)
+    assert kd_kl_div(student, teacher, 1000.0).item() == pytest.approx(
+        0.5 * kd_logit_mse(student, teacher).item(), rel=1e-2)
+    assert kd_kl_div(student, teacher, 1.0).item() != pytest.approx(0.5 * kd_logit_mse(student, teacher).item(),
+                                                                   rel=1e-1)
 
 
 def test_soft_targets_are_tempered_softmax() -> None:
@@ -271,6 +292,21 @@ def test_hard_method_weights() -> None:
     assert set(out.parts) == {"hard"}
     expected = hard_label_ce(inputs["student_logits"], inputs["teacher_logits"])
     assert out.total.item() == pytest.approx(expected.item())
+
+
+def test_soft_with_the_logit_mse() -> None:
+    cfg = DistillConfig(kd_loss="mse")
+    loss = build_loss("soft", cfg)
+    assert repr(loss) == "0.7 * kd_logit_mse + 0.3 * cross_entropy"
+    inputs = _inputs()
+    expected = 0.7 * kd_logit_mse(inputs["student_logits"], inputs["teacher_logits"]).item() + 0.3 * cross_entropy(
+        inputs["student_logits"], inputs["labels"]).item()
+    assert loss(**inputs).total.item() == pytest.approx(expected, rel=1e-5)
+    assert repr(build_loss("soft+hidden", cfg, layer_terms=False)).startswith("0.7 * kd_logit_mse + ")
+    with pytest.raises(ConfigError, match="unknown distill.kd_loss 'mes'; did you mean 'mse'"):
+        build_loss("soft", DistillConfig(kd_loss="mes"))
+    with pytest.raises(ConfigError, match="kd_loss=mse has no temperature to schedule"):
+        build_loss("soft", DistillConfig(kd_loss="mse", temperature_schedule="linear", temperature_end=1.0))
 
 
 def test_unknown_method_suggests_the_closest() -> None:

@@ -161,6 +161,17 @@ def test_decaying_temperature_is_logged_saved_and_changes_training(teacher_dir, 
     assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
+def test_the_logit_mse_has_no_temperature_schedule(teacher_dir, tiny_bert_dir, tiny_splits, tmp_path):
+    cfg = _config(tiny_bert_dir, DistillConfig(kd_loss="mse", alpha_schedule="linear", alpha_end=0.5))
+    result = textkd.distill(cfg, teacher_dir, tmp_path / "mse", methods=["soft"], splits=tiny_splits)[0]
+    info = json.loads((result.output_dir / "textkd_model.json").read_text())
+    assert info["loss"].startswith("0.7 * kd_logit_mse + ") and info["schedules"] == {"alpha": "linear 0.7 -> 0.5"}
+    rows = [json.loads(line) for line in (result.output_dir / "metrics.jsonl").read_text().splitlines()]
+    assert "temperature" not in rows[-1] and rows[-1]["alpha"] == pytest.approx(0.5)
+    card = (result.output_dir / "README.md").read_text(encoding="utf-8")
+    assert "| KD term | mse |" in card and "temperature T" not in card
+
+
 def test_cli_kd_alias_and_missing_end(tmp_path):
     from typer.testing import CliRunner
 

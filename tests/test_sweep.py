@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -87,6 +88,10 @@ def test_sweep_runs_trials_keeps_the_best_and_writes_a_recipe(teacher_dir, tiny_
 def test_sweep_errors(teacher_dir, tiny_files, tmp_path):
     with pytest.raises(ConfigError, match="a sweep of T and alpha needs a KD method"):
         sweep(_cfg(tiny_files), teacher_dir, method="none", output_dir=tmp_path)
+    mse = _cfg(tiny_files)
+    mse = replace(mse, distill=replace(mse.distill, kd_loss="mse"))
+    with pytest.raises(ConfigError, match="which distill.kd_loss=mse does not have"):
+        sweep(mse, teacher_dir, output_dir=tmp_path)
     with pytest.raises(ConfigError, match="trials must be >= 1, got 0"):
         sweep(_cfg(tiny_files), teacher_dir, trials=0, output_dir=tmp_path)
 

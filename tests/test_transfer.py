@@ -257,6 +257,9 @@ def test_distill_from_two_teachers(teacher_dir, second_teacher_dir, tiny_bert_di
     assert rows == [24, 24]
     with pytest.raises(ConfigError, match="soft\\+hidden matches one teacher"):
         textkd.distill(cfg, teacher_dir, tmp_path / "g", methods=["soft+hidden"], splits=tiny_splits)
+    mse = _cfg(tiny_bert_dir, teachers=[str(second_teacher_dir)], kd_loss="mse")
+    with pytest.raises(ConfigError, match="kd_loss=mse matches one teacher's logits"):
+        textkd.distill(mse, teacher_dir, tmp_path / "m", methods=["soft"], splits=tiny_splits)
     bad = _cfg(tiny_bert_dir, teachers=[str(second_teacher_dir)], teacher_weights=[1.0])
     with pytest.raises(ConfigError, match="distill.teacher_weights needs 2 non-negative weights"):
         textkd.distill(bad, teacher_dir, tmp_path / "h", methods=["soft"], splits=tiny_splits)

@@ -430,6 +430,9 @@ def _other_teachers(cfg, method: str, splits, cached) -> tuple[list[tuple[Any, A
     if method == "soft+hidden":
         raise ConfigError("several teachers combine soft targets only; soft+hidden matches one teacher's "
                           "representations", hint="use soft or hard with distill.teachers")
+    if cfg.distill.kd_loss == "mse" and method != "hard":
+        raise ConfigError("several teachers combine soft targets at a temperature; distill.kd_loss=mse matches "
+                          "one teacher's logits", hint="use distill.kd_loss=kl with distill.teachers")
     if cached is None:
         raise ConfigError("several teachers need the teacher-output cache", hint="leave distill.cache at true")
     count = len(cfg.distill.teachers) + 1

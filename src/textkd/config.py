@@ -127,6 +127,9 @@ class DistillConfig:
     method: str = "soft"  # none | hard | soft | soft+hidden
     temperature: float = 4.0
     alpha: float = 0.7  # weight of the KD term; (1 - alpha) goes to gold-label cross-entropy
+    # The KD term of soft and soft+hidden: kl = T^2 * KL at temperature T (Hinton et al.); mse = mean squared
+    # error of the logits, each row's mean removed (Tang et al. 2019); mse has no temperature.
+    kd_loss: str = "kl"  # kl | mse
     hard_gold_weight: float = 0.0  # method=hard: weight of gold CE mixed with CE on the teacher argmax
     hidden_weight: float = 1.0  # soft+hidden: weight of the pooled-vector MSE
     layer_weight: float = 1.0  # soft+hidden, transformer students: weight of layer-mapped hidden MSE

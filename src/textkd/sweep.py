@@ -92,6 +92,9 @@ def sweep(
         raise ConfigError(f"trials must be >= 1, got {trials}")
     if method == "none":
         raise ConfigError("a sweep of T and alpha needs a KD method", hint="use soft, hard or soft+hidden")
+    if cfg.distill.kd_loss == "mse":
+        raise ConfigError("the sweep searches the temperature, which distill.kd_loss=mse does not have",
+                          hint="sweep with distill.kd_loss=kl")
     space = space or SearchSpace()
     base_epochs = cfg.student.train.epochs
     epochs_range = space.epochs or (max(1, base_epochs // 2), max(1, math.ceil(base_epochs * 1.5)))

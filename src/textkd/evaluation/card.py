@@ -29,14 +29,15 @@ _FRONT = "---\nlibrary_name: textkd\n"  # how every card textkd writes begins
 _METHODS = {
     "none": "no distillation (cross-entropy on the gold labels; the baseline)",
     "hard": "hard-label distillation (cross-entropy on the teacher's argmax)",
-    "soft": "soft-label distillation (KL divergence to the teacher's softened distribution, plus gold-label "
-            "cross-entropy)",
-    "soft+hidden": "soft-label distillation plus the student's hidden states matched to the teacher's",
+    "soft": "soft-label distillation (the student learns the teacher's scores for every class, plus "
+            "cross-entropy on the gold labels)",
+    "soft+hidden": "soft-label distillation with the student's hidden states matched to the teacher's",
 }
 _SETTINGS = {  # hyper-parameter key -> how the card names it, in display order
     "backbone": "backbone", "pooling": "pooling", "head": "head", "dropout": "head dropout",
     "preset": "student preset", "init": "initialisation", "num_layers": "layers", "hidden_size": "hidden size",
-    "tokenizer": "tokenizer", "method": "method", "temperature": "temperature T", "alpha": "alpha (KD weight)",
+    "tokenizer": "tokenizer", "method": "method", "kd_loss": "KD term", "temperature": "temperature T",
+    "alpha": "alpha (KD weight)",
     "kd_schedule": "KD schedules", "augment": "augmented copies per text", "unlabeled": "unlabeled text files",
     "teachers": "further teachers", "epochs": "epochs", "max_steps": "max steps", "batch_size": "batch size",
     "lr": "learning rate", "weight_decay": "weight decay", "warmup_ratio": "warm-up ratio",

@@ -251,6 +251,9 @@ def _hyperparameters(config: dict[str, Any], role: str) -> dict[str, Any]:
         distill = config.get("distill", {})
         out.update({k: distill.get(k) for k in ("method", "temperature", "alpha")})
         if out["method"] in ("soft", "soft+hidden"):
+            out["kd_loss"] = distill.get("kd_loss") or "kl"
+            if out["kd_loss"] == "mse":
+                out["temperature"] = None  # the logit MSE has none
             out["kd_schedule"] = _schedule_text(distill, out["method"])
         if out["method"] != "none":  # the transfer set beyond the labelled rows, when there is one
             out.update({k: distill.get(k) or None for k in ("augment", "unlabeled", "teachers")})
@@ -262,6 +265,8 @@ def _schedule_text(distill: dict[str, Any], method: str) -> str:
     names = {"temperature": "T", "alpha": "alpha", "hidden_weight": "hidden"}
     if method == "soft":
         names.pop("hidden_weight")
+    if distill.get("kd_loss") == "mse":
+        names.pop("temperature")
     parts = []
     for key, short in names.items():
         kind, start, end = distill.get(f"{key}_schedule") or "constant", distill.get(key), distill.get(f"{key}_end")

@@ -191,8 +191,20 @@ def _ce() -> LossTerm:
                     optional=("normalizer",))
 
 
+KD_LOSSES = ("kl", "mse")
+
+
 def _kd(cfg: DistillConfig) -> LossTerm:
     inputs = _same_names("student_logits", "teacher_logits")
+    if cfg.kd_loss == "mse":
+        if cfg.temperature_schedule != "constant":
+            raise ConfigError("distill.kd_loss=mse has no temperature to schedule",
+                              hint="leave distill.temperature_schedule at constant, or use distill.kd_loss=kl")
+        return LossTerm(LF.kd_logit_mse, inputs)
+    if cfg.kd_loss != "kl":
+        close = difflib.get_close_matches(str(cfg.kd_loss), KD_LOSSES, n=1, cutoff=0.4)
+        guess = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown distill.kd_loss {cfg.kd_loss!r}{guess}", hint="use kl or mse")
     return LossTerm(LF.kd_kl_div, inputs, params={"temperature": cfg.temperature})
 
 
@@ -255,7 +267,8 @@ def build_loss(method: str, cfg: DistillConfig | None = None, *, layer_terms: bo
     - "none": [ce] 1.0 * cross_entropy — the student alone, the baseline.
     - "hard": [hard] (1 - w) * hard_label_ce + [ce] w * cross_entropy, w = cfg.hard_gold_weight
       (default 0: the teacher's argmax replaces the gold label).
-    - "soft": [kd] alpha * kd_kl_div(T) + [ce] (1 - alpha) * cross_entropy (Hinton et al. 2015).
+    - "soft": [kd] alpha * kd_kl_div(T) + [ce] (1 - alpha) * cross_entropy (Hinton et al. 2015);
+      with cfg.kd_loss = "mse" the KD term is kd_logit_mse (Tang et al. 2019), in "soft+hidden" too.
     - "soft+hidden": "soft" + [hidden] hidden_weight * hidden_mse(pooled)
       + [layer] layer_weight * layer_hidden_mse + [attention] attention_weight * layer_attention_mse
       (TinyBERT-style). `layer_terms=False` leaves out the last two (students without transformer

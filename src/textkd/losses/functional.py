@@ -108,6 +108,38 @@ def kd_kl_div(student_logits: Tensor, teacher_logits: Tensor, temperature: float
     return kl * t * t
 
 
+def kd_logit_mse(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """Mean squared error between the student's and the teacher's logits (Tang et al. 2019's KD term).
+
+    Tang, Lu, Liu, Mou, Vechtomova & Lin (2019), "Distilling Task-Specific Knowledge from BERT into Simple
+    Neural Networks", arXiv:1903.12136, distil a BiLSTM from BERT by regressing the logits::
+
+        L = (1/B) * (1/C) * sum_b sum_c ((z_s[b, c] - mean_c z_s[b]) - (z_t[b, c] - mean_c z_t[b]))^2
+
+    Each row's mean is removed from both sides first: softmax ignores it, so the student is not asked to
+    copy an offset that means nothing. There is no temperature; in the limit of a high temperature,
+    `kd_kl_div` tends to half this value (Hinton et al. 2015, section 2.1), so this is the KD term that
+    weighs every class's logit alike, the very unlikely ones too.
+
+    Args:
+        student_logits: (B, C) unnormalised student scores.
+        teacher_logits: (B, C) unnormalised teacher scores (produced without gradient).
+
+    Returns:
+        A float32 scalar, 0 when the two logit rows are equal up to a per-row constant.
+
+    Example:
+        >>> kd_logit_mse(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[11.0, 12.0, 13.0]])).item()
+        0.0
+        >>> kd_logit_mse(torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, -1.0]])).item()
+        1.0
+    """
+    student = student_logits.float()
+    teacher = teacher_logits.float()
+    diff = (student - student.mean(dim=-1, keepdim=True)) - (teacher - teacher.mean(dim=-1, keepdim=True))
+    return diff.pow(2).mean()
+
+
 def hard_label_ce(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """Cross-entropy of the student against the teacher's argmax ("hard" distillation).
 

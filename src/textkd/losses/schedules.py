@@ -109,11 +109,18 @@ _TERMS = {"temperature": {"kd"}, "alpha": {"kd", "ce"}, "hidden_weight": {"hidde
 def applicable_schedules(schedules: dict[str, Schedule], terms) -> dict[str, Schedule]:
     """The schedules a loss with these term names uses (e.g. none for "hard", T and alpha for "soft").
 
+    `terms` are term names, or a loss's {name: term}: then T applies only to a "kd" term with a temperature
+    (not to the logit MSE).
+
     Example:
         >>> sorted(applicable_schedules(distill_schedules(DistillConfig()), ["kd", "ce"]))
         ['alpha', 'temperature']
     """
-    return {name: s for name, s in schedules.items() if _TERMS.get(name, {name}) <= set(terms)}
+    out = {name: s for name, s in schedules.items() if _TERMS.get(name, {name}) <= set(terms)}
+    kd = terms.get("kd") if isinstance(terms, dict) else None
+    if "temperature" in out and kd is not None and "temperature" not in getattr(kd, "params", {"temperature": 0}):
+        del out["temperature"]  # a KD term without a temperature (the logit MSE)
+    return out
 
 
 def describe_schedules(schedules: dict[str, Schedule]) -> dict[str, Any]:
