@@ -265,30 +265,73 @@ def test_distill_from_two_teachers(teacher_dir, second_teacher_dir, tiny_bert_di
         textkd.distill(bad, teacher_dir, tmp_path / "h", methods=["soft"], splits=tiny_splits)
 
 
-def test_cache_lock_makes_a_second_run_wait(tmp_path, monkeypatch):
+def test_an_entry_lock_makes_a_second_run_wait_for_that_entry_only(tmp_path, monkeypatch):
     import threading
 
-    from textkd.training.cache import cache_lock
+    from textkd.training.cache import entry_lock
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    entered = threading.Event()
+    same, other = threading.Event(), threading.Event()
 
-    def second_run():
-        with cache_lock(tmp_path):
+    def second_run(path, entered):
+        with entry_lock(path):
             entered.set()
 
-    with cache_lock(tmp_path):
-        worker = threading.Thread(target=second_run)
-        worker.start()
-        assert not entered.wait(0.5)  # blocked while the first run holds the teacher's cache
-    assert entered.wait(10)
-    worker.join()
+    with entry_lock(tmp_path / "corpus-a"):
+        workers = [threading.Thread(target=second_run, args=(tmp_path / "corpus-a", same)),
+                   threading.Thread(target=second_run, args=(tmp_path / "corpus-b", other))]
+        for worker in workers:
+            worker.start()
+        assert other.wait(10)  # another entry: not held up
+        assert not same.wait(0.5)  # the same entry: blocked while the first run holds it
+    assert same.wait(10)
+    for worker in workers:
+        worker.join()
+    assert (tmp_path / ".corpus-a.lock").is_file()
 
 
-def test_cache_lock_is_not_taken_by_the_processes_of_one_launch(tmp_path, monkeypatch):
-    from textkd.training.cache import cache_lock
+def test_entry_locks_are_not_taken_by_the_processes_of_one_launch(tmp_path, monkeypatch):
+    from textkd.training.cache import entry_lock
 
     monkeypatch.setenv("WORLD_SIZE", "2")  # ordered by main_process_first; a lock would deadlock label_corpus
-    with cache_lock(tmp_path), cache_lock(tmp_path):
+    with entry_lock(tmp_path / "x"), entry_lock(tmp_path / "x"):
         pass
-    assert not (tmp_path / ".textkd-cache" / ".lock").exists()
+    assert not (tmp_path / ".x.lock").exists()
+
+
+def test_a_run_does_not_wait_while_another_labels_a_corpus_it_does_not_need(teacher_dir, tiny_bert_dir, tiny_splits,
+                                                                            tmp_path, monkeypatch):
+    import threading
+
+    import textkd.api as api_module
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    labelling, release, finished = threading.Event(), threading.Event(), threading.Event()
+    real_label_corpus = api_module.label_corpus
+
+    def slow_label_corpus(*args, **kwargs):  # a large corpus: labelling takes until `release`
+        labelling.set()
+        assert release.wait(120)
+        return real_label_corpus(*args, **kwargs)
+
+    monkeypatch.setattr(api_module, "label_corpus", slow_label_corpus)
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text("snow is falling on the city\nthe drummer left the band\n", encoding="utf-8")
+    labelling_run = threading.Thread(target=textkd.distill, daemon=True, kwargs={
+        "cfg": _cfg(tiny_bert_dir, unlabeled=[str(unlabeled)]), "teacher_dir": teacher_dir,
+        "output_dir": tmp_path / "a", "methods": ["soft"], "splits": tiny_splits})
+
+    def plain_run():
+        textkd.distill(_cfg(tiny_bert_dir), teacher_dir, tmp_path / "b", methods=["soft"], splits=tiny_splits)
+        finished.set()
+
+    labelling_run.start()
+    try:
+        assert labelling.wait(60)
+        plain = threading.Thread(target=plain_run, daemon=True)
+        plain.start()
+        assert finished.wait(120)  # the training rows' logits are another entry: no waiting for the corpus
+    finally:
+        release.set()
+    labelling_run.join(120)
+    plain.join(120)

@@ -38,11 +38,12 @@ from textkd.models.io import count_parameters, load_model, model_size_mb, read_m
 from textkd.models.students import build_student
 from textkd.training.cache import (
     CACHE_DIRNAME,
+    cache_folder,
     cache_key,
-    cache_lock,
     combine_teachers,
     concat_outputs,
     corpus_dir,
+    entry_lock,
     label_corpus,
     teacher_fingerprint,
     teacher_outputs,
@@ -259,7 +260,8 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
 def _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, tokenizer, train: ModelInputs,
                      prefix: str, splits) -> tuple[ModelInputs, Any, dict[str, Any] | None]:
     """The training inputs (grown by a transfer set), the teacher outputs over them (None: online or `none`),
-    and the transfer set's description. Reads and fills the teacher's cache, holding its lock (`cache_lock`)."""
+    and the transfer set's description. Reads and fills the teacher's cache, each entry under its own lock
+    (`entry_lock`), so parallel runs on one teacher wait only for the entries they share."""
     train_cfg, max_len = cfg.student.train, cfg.data.max_len
     if method == "none":
         return train, None, None
@@ -269,25 +271,30 @@ def _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path,
         if cfg.distill.augment or cfg.distill.unlabeled:
             _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer, train, None, splits)
         return train, None, None
-    with cache_lock(teacher_dir):  # runs sharing this teacher build its cache one at a time
-        with main_process_first(_device(train_cfg)):  # several processes: the first computes, the others read the files
+    device = _device(train_cfg)
+    with main_process_first(device):  # several processes: the first computes, the others read the files
+        with entry_lock(cache_folder(teacher_dir, train, prefix)):
             cached = teacher_outputs(teacher, train, teacher_dir=teacher_dir, prefix=prefix,
                                      need_pooled=method == "soft+hidden", batch_size=train_cfg.eval_batch_size,
-                                     device=_device(train_cfg))
-        members, weights = [], []
-        if cfg.distill.teachers:
-            members, weights = _other_teachers(cfg, method, splits, cached)
-            parts = [cached] + [teacher_outputs(model, _inputs(splits.train, tok, max_len), teacher_dir=folder,
-                                                batch_size=train_cfg.eval_batch_size, device=_device(train_cfg))
-                                for model, tok, folder in members]
-            key = "|".join([cache_key(teacher_dir, train, prefix)] + [teacher_fingerprint(f) for _, _, f in members])
-            folder = teacher_dir / CACHE_DIRNAME / f"ensemble-{_digest(key, weights, cfg.distill.temperature)}"
+                                     device=device)
+    members, weights = [], []
+    if cfg.distill.teachers:
+        members, weights = _other_teachers(cfg, method, splits, cached)
+        parts = [cached]
+        for model, tok, folder in members:
+            inputs = _inputs(splits.train, tok, max_len)
+            with entry_lock(cache_folder(folder, inputs)):
+                parts.append(teacher_outputs(model, inputs, teacher_dir=folder, batch_size=train_cfg.eval_batch_size,
+                                             device=device))
+        key = "|".join([cache_key(teacher_dir, train, prefix)] + [teacher_fingerprint(f) for _, _, f in members])
+        folder = teacher_dir / CACHE_DIRNAME / f"ensemble-{_digest(key, weights, cfg.distill.temperature)}"
+        with entry_lock(folder):
             cached = combine_teachers(parts, weights, cfg.distill.temperature, folder)
-        transfer = None
-        if cfg.distill.augment or cfg.distill.unlabeled:
-            train, cached, transfer = _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
-                                                    train, cached, splits, members, weights)
-        return train, cached, transfer
+    transfer = None
+    if cfg.distill.augment or cfg.distill.unlabeled:
+        train, cached, transfer = _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
+                                                train, cached, splits, members, weights)
+    return train, cached, transfer
 
 
 def _finish(out: Path, method, fit: FitResult, splits: DatasetSplits, max_len: int, teacher_dir=None) -> TrainResult:
@@ -419,8 +426,9 @@ def label(
                               hint="pass --max-len") from None
     folder = Path(output_dir) if output_dir else corpus_dir(teacher_dir, texts_path, max_len)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out = label_corpus(teacher, tokenizer, texts_path, folder, max_len=max_len, need_pooled=need_pooled,
-                       batch_size=batch_size, chunk_size=chunk_size, device=device)
+    with entry_lock(folder):  # a distil run on this teacher that needs the same corpus waits for it
+        out = label_corpus(teacher, tokenizer, texts_path, folder, max_len=max_len, need_pooled=need_pooled,
+                           batch_size=batch_size, chunk_size=chunk_size, device=device)
     return {"folder": folder, "rows": int(out.logits.shape[0]), "cached": out.cached,
             "wall_s": time.perf_counter() - started}
 
@@ -476,34 +484,41 @@ def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, to
         tag = f"{texts_fingerprint(list(splits.train.texts))}-{distill_cfg.augment}-{train_cfg.seed}"
         tag += f"-{settings.p_mask:g}-{settings.p_replace:g}-{settings.p_ngram:g}-v{AUGMENT_VERSION}"
         path = cache_root / f"augment-{tag}.txt"
-        with main_process_first(_device(train_cfg)):
+        with main_process_first(_device(train_cfg)), entry_lock(path):
             if not path.is_file():
                 write_augmented(splits.train.texts, distill_cfg.augment, path, seed=train_cfg.seed, teacher=teacher,
                                 tokenizer=teacher_tokenizer, settings=settings)
         files.append(path)
     need_pooled = method == "soft+hidden"
     # Labelling is a collective (every process labels its share); what follows runs on the main process first.
-    labelled = {path: [label_corpus(model, tok, path, corpus_dir(folder, path, max_len), max_len=max_len,
-                                    need_pooled=need_pooled and model is teacher,
-                                    batch_size=train_cfg.eval_batch_size, device=_device(train_cfg),
-                                    progress=train_cfg.progress)
-                       for model, tok, folder in [(teacher, teacher_tokenizer, teacher_dir), *members]]
-                for path in files}
+    labelled: dict[Path, list[Any]] = {}
+    for path in files:
+        labelled[path] = []
+        for model, tok, folder in [(teacher, teacher_tokenizer, teacher_dir), *members]:
+            out = corpus_dir(folder, path, max_len)
+            with entry_lock(out):
+                labelled[path].append(label_corpus(model, tok, path, out, max_len=max_len,
+                                                   need_pooled=need_pooled and model is teacher,
+                                                   batch_size=train_cfg.eval_batch_size, device=_device(train_cfg),
+                                                   progress=train_cfg.progress))
     streams, outputs = [train.streams[STUDENT]], [cached]
     with main_process_first(_device(train_cfg)):
         for path in files:
             parts = labelled[path]
             if members:
                 key = f"{file_fingerprint(path)}|{max_len}|" + "|".join(teacher_fingerprint(f) for _, _, f in members)
-                parts = [combine_teachers(parts, weights, distill_cfg.temperature,
-                                          cache_root / f"ensemble-{_digest(key, weights, distill_cfg.temperature)}")]
+                ensemble = cache_root / f"ensemble-{_digest(key, weights, distill_cfg.temperature)}"
+                with entry_lock(ensemble):
+                    parts = [combine_teachers(parts, weights, distill_cfg.temperature, ensemble)]
             outputs.append(parts[0])
             tokens = cache_root / f"tokens-{tokenizer_fingerprint(tokenizer)}-{max_len}-{file_fingerprint(path)}"
-            streams.append(encode_file(path, tokenizer, max_len, tokens))
+            with entry_lock(tokens):
+                streams.append(encode_file(path, tokenizer, max_len, tokens))
         key = hashlib.sha256("|".join(s.key for s in streams).encode()).hexdigest()[:16]
         folder = cache_root / f"transfer-{key}{'-pooled' if need_pooled else ''}"
-        joined = concat_encoded(streams, folder / "student")
-        outputs = concat_outputs(outputs, folder / "teacher")
+        with entry_lock(folder):
+            joined = concat_encoded(streams, folder / "student")
+            outputs = concat_outputs(outputs, folder / "teacher")
     extra = len(joined) - len(train)
     labels = np.concatenate([train.labels, np.full(extra, -100, dtype=np.int64)])
     info = {"labelled_rows": len(train), "teacher_labelled_rows": extra, "augment": distill_cfg.augment,

@@ -46,18 +46,21 @@ class TeacherOutputs:
 
 
 @contextlib.contextmanager
-def cache_lock(teacher_dir: str | Path):
-    """Hold the teacher cache's lock: independent runs sharing a teacher build its cache one at a time.
+def entry_lock(path: str | Path):
+    """Hold the lock of one cache entry (a folder or file under a teacher's cache) while it is read or built.
 
-    Two single-process runs on the same teacher folder (a grid of students launched in parallel) would
-    otherwise write the same cache folders at once; with the lock the second one waits and then reads what
-    the first wrote. Processes of one `accelerate launch` / `torchrun` job do not take it: they are ordered by
-    `main_process_first` and label corpora together (a lock held across that collective would deadlock).
-    A no-op where `fcntl` is missing (Windows).
+    Independent single-process runs sharing a teacher (a grid of students launched in parallel, a `textkd
+    label` beside a `textkd distill`) would otherwise build the same entry at once. With the lock, a run that
+    needs an entry another run is building waits for it and then reads it; a run that needs other entries
+    (the training rows' logits while another run labels a large corpus, say) goes on. The lock file is the
+    hidden sibling `.<name>.lock`. Processes of one `accelerate launch` / `torchrun` job do not take it: they
+    are ordered by `main_process_first` and label corpora together (a lock held across that collective would
+    deadlock). A no-op where `fcntl` is missing (Windows).
 
     Example:
-        >>> with cache_lock("runs/teacher"):  # doctest: +SKIP
-        ...     outputs = teacher_outputs(teacher, inputs, teacher_dir="runs/teacher")
+        >>> with entry_lock(corpus_dir("runs/teacher", "queries.txt", 64)):  # doctest: +SKIP
+        ...     outputs = label_corpus(teacher, tok, "queries.txt", corpus_dir("runs/teacher", "queries.txt", 64),
+        ...                            max_len=64)
     """
     try:
         import fcntl
@@ -66,9 +69,9 @@ def cache_lock(teacher_dir: str | Path):
     if fcntl is None or several_processes():
         yield
         return
-    folder = Path(teacher_dir) / CACHE_DIRNAME
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+b") as handle:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -92,6 +95,11 @@ def teacher_fingerprint(teacher_dir: str | Path) -> str:
 
 def cache_key(teacher_dir: str | Path, inputs: ModelInputs, prefix: str) -> str:
     return f"{teacher_fingerprint(teacher_dir)}-{inputs.streams[prefix].key}"
+
+
+def cache_folder(teacher_dir: str | Path, inputs: ModelInputs, prefix: str = "") -> Path:
+    """Where `teacher_outputs` keeps the teacher's outputs over `inputs`."""
+    return Path(teacher_dir) / CACHE_DIRNAME / cache_key(teacher_dir, inputs, prefix)
 
 
 def teacher_outputs(
@@ -119,7 +127,7 @@ def teacher_outputs(
     """
     folder = None
     if teacher_dir is not None:
-        folder = Path(teacher_dir) / CACHE_DIRNAME / cache_key(teacher_dir, inputs, prefix)
+        folder = cache_folder(teacher_dir, inputs, prefix)
         found = _read(folder, need_pooled)
         if found is not None:
             return found
