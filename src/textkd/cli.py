@@ -431,7 +431,8 @@ def card_cmd(
 ) -> None:
     """Write each model's card (README.md): test figures next to the teacher's, training settings, usage, labels.
 
-    Training writes the card already; run this after `textkd bench` or on a folder from an older textkd.
+    Training writes the card and `textkd bench` adds the latency to it; run this for a folder from an older
+    textkd, or after `textkd evaluate` on a new test set.
     Example: textkd card runs/banking77/teacher runs/banking77/students/bilstm-soft
     """
     from textkd.evaluation.card import write_model_card
