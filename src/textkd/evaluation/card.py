@@ -51,6 +51,10 @@ def write_model_card(model_dir: str | Path, *, force: bool = False) -> Path:
 
     A `README.md` that textkd did not write (the user's own card) is kept unless `force`.
 
+    Example:
+        >>> write_model_card("runs/banking77/students/bilstm-soft")  # doctest: +SKIP
+        PosixPath('runs/banking77/students/bilstm-soft/README.md')
+
     Raises:
         ModelLoadError: the folder is not an evaluated textkd model (no `textkd_model.json` or no
             `eval_test.json`), or it holds a README.md of its own and `force` is false.
@@ -66,7 +70,12 @@ def write_model_card(model_dir: str | Path, *, force: bool = False) -> Path:
 
 
 def refresh_model_card(model_dir: str | Path) -> Path | None:
-    """Write the card again if the folder holds one textkd wrote (after `textkd bench`, say); else nothing."""
+    """Write the card again if the folder holds one textkd wrote (after `textkd bench`, say); else nothing.
+
+    Example:
+        >>> refresh_model_card("runs/banking77/teacher")  # doctest: +SKIP
+        PosixPath('runs/banking77/teacher/README.md')
+    """
     path = Path(model_dir) / CARD
     if path.is_file() and is_textkd_card(path) and (Path(model_dir) / EVAL_TEST).is_file():
         return write_model_card(model_dir)
@@ -74,13 +83,23 @@ def refresh_model_card(model_dir: str | Path) -> Path | None:
 
 
 def is_textkd_card(path: str | Path) -> bool:
-    """Whether a README.md is a card textkd wrote (its front matter names textkd as the library)."""
+    """Whether a README.md is a card textkd wrote (its front matter names textkd as the library).
+
+    Example:
+        >>> is_textkd_card("runs/banking77/teacher/README.md")  # doctest: +SKIP
+        True
+    """
     with open(path, encoding="utf-8", errors="replace") as handle:
         return handle.read(len(_FRONT)) == _FRONT
 
 
 def render_model_card(model_dir: str | Path) -> str:
-    """The model card of an evaluated textkd model folder, as Markdown with Hub front matter."""
+    """The model card of an evaluated textkd model folder, as Markdown with Hub front matter.
+
+    Example:
+        >>> render_model_card("runs/banking77/teacher").splitlines()[1]  # doctest: +SKIP
+        'library_name: textkd'
+    """
     folder = Path(model_dir)
     if not (folder / "textkd_model.json").is_file():
         raise ModelLoadError("not a textkd model folder (no textkd_model.json)", path=folder,
@@ -96,40 +115,41 @@ def render_model_card(model_dir: str | Path) -> str:
     teacher_dir = Path(marker["teacher"]) if role == "student" and marker.get("teacher") else None
     teacher = model_summary(teacher_dir, "teacher") if teacher_dir and _evaluated(teacher_dir) else None
     teacher_marker = _read_json(teacher_dir / "textkd_model.json") if teacher else {}
-
-    from textkd import __version__
-
     dataset = evaluation.get("dataset") or (marker.get("data") or {}).get("name") or "a local dataset"
-    lines = ["---", "library_name: textkd", "pipeline_tag: text-classification", "tags:", "- textkd",
-             "- text-classification"]
-    if role == "student":
-        lines.append("- knowledge-distillation")
-    lines += ["metrics:", "- accuracy", "- f1", "---", "", f"# {folder.name}", ""]
-    lines += [_summary(role, marker, row, dataset, len(labels), teacher_dir, teacher_marker), ""]
 
-    lines += ["## Test results", ""]
-    lines += _results_table(row, teacher)
+    lines = _front_matter(role) + [f"# {folder.name}", ""]
+    lines += [_summary(role, marker, row, dataset, len(labels), teacher_dir, teacher_marker), ""]
+    lines += ["## Test results", "", *_results_table(row, teacher), ""]
     rows = evaluation.get("rows") or evaluation.get("num_examples")
     chosen = (f"the epoch with the best validation macro-F1 (epoch {row['best_epoch']} of {row['epochs']})"
               if row.get("best_epoch") else "validation")
-    lines += ["", f"On the {dataset} test split ({_int(rows)} texts); the weights were chosen on {chosen}, "
-                  "and test was only evaluated. Per-class scores, the confusion matrix and calibration are in "
-                  "`eval_test.json`.", ""]
-
-    lines += ["## Training", ""]
-    lines += _settings_table(row["hyperparameters"], marker)
-    lines += ["", "The full resolved configuration is in `config.yaml`, one line per epoch in `metrics.jsonl`.", ""]
-
-    lines += ["## Use", "", "```bash", "pip install textkd", f'textkd predict {folder.name} "your text here"',
-              "```", "", "```python", "import textkd  # registers the textkd model classes with transformers",
-              "from transformers import pipeline", "",
-              f'classify = pipeline("text-classification", model="{folder.name}")',
-              'print(classify("your text here"))', "```", ""]
+    lines += [f"On the {dataset} test split ({_int(rows)} texts); the weights were chosen on {chosen}, and test "
+              "was only evaluated. Per-class scores, the confusion matrix and calibration are in `eval_test.json`.",
+              ""]
+    lines += ["## Training", "", *_settings_table(row["hyperparameters"], marker), ""]
+    lines += ["The full resolved configuration is in `config.yaml`, one line per epoch in `metrics.jsonl`.", ""]
+    lines += _usage(folder.name)
     if labels:
         lines += [f"## Labels ({len(labels)})", "", ", ".join(f"`{name}`" for name in labels), ""]
+    from textkd import __version__
+
     lines += [f"*Written by textkd {__version__} from the files in this folder; `textkd card {folder.name}` writes "
               "it again.*", ""]
     return "\n".join(lines)
+
+
+def _front_matter(role: str) -> list[str]:
+    """The YAML header the Hugging Face Hub reads (library, task, tags, metrics)."""
+    tags = ["textkd", "text-classification"] + (["knowledge-distillation"] if role == "student" else [])
+    return ["---", "library_name: textkd", "pipeline_tag: text-classification", "tags:", *(f"- {t}" for t in tags),
+            "metrics:", "- accuracy", "- f1", "---", ""]
+
+
+def _usage(name: str) -> list[str]:
+    return ["## Use", "", "```bash", "pip install textkd", f'textkd predict {name} "your text here"', "```", "",
+            "```python", "import textkd  # registers the textkd model classes with transformers",
+            "from transformers import pipeline", "", f'classify = pipeline("text-classification", model="{name}")',
+            'print(classify("your text here"))', "```", ""]
 
 
 def _summary(role: str, marker: dict[str, Any], row: dict[str, Any], dataset: str, classes: int,
