@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from textkd.errors import ModelLoadError
 from textkd.evaluation.bench import bench
@@ -51,6 +52,15 @@ def test_the_card_sets_the_student_beside_its_teacher(pair, tiny_label_names):
     assert "| transfer set | 30 labelled rows + 600 texts labelled by the teacher |" in card
     assert f"## Labels ({len(tiny_label_names)})" in card
     assert "latency" not in card  # not measured yet
+    assert "| early-stopping patience |" not in card  # the folder records no config.yaml: no settings invented
+    settings = {"data": {"max_len": 32}, "student": {"preset": "bilstm", "train": {"epochs": 3, "patience": 0}},
+                "distill": {"method": "soft", "temperature": 4.0, "alpha": 0.7, "augment": 0}}
+    (student / "config.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    card = render_model_card(student)
+    for row in ("| epochs | 3 |", "| early-stopping patience | 0 (no early stop) |", "| KD term | kl |",
+                "| temperature T | 4.0 |", "| max tokens | 32 |"):
+        assert row in card
+    assert "augmented copies" not in card
     assert "teacher |" not in render_model_card(teacher).split("## Training")[0]  # a teacher has no teacher column
 
 

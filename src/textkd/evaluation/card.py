@@ -203,6 +203,8 @@ def _settings_table(hyper: dict[str, Any], marker: dict[str, Any]) -> list[str]:
             continue
         if isinstance(value, list):
             value = ", ".join(map(str, value))
+        if key == "patience" and value == 0:
+            value = "0 (no early stop)"
         lines.append(f"| {name} | {value} |")
     transfer = marker.get("transfer_set") or {}
     if transfer.get("teacher_labelled_rows"):
