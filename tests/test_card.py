@@ -87,6 +87,7 @@ def test_a_readme_of_the_users_own_is_kept_unless_forced(pair):
     with pytest.raises(ModelLoadError, match="README.md that textkd did not write"):
         write_model_card(student)
     assert refresh_model_card(student) is None and own.read_text(encoding="utf-8") == "# my notes\n"
+    assert refresh_model_card(student, create=True) is None  # what training calls: the user's README stays
     write_model_card(student, force=True)
     assert is_textkd_card(own)
 

@@ -28,7 +28,7 @@ from textkd.data.dataset import DatasetSplits, TextDataset
 from textkd.data.loading import DataWarning, load_splits
 from textkd.data.tokenize import encode, texts_fingerprint, tokenizer_fingerprint
 from textkd.errors import ConfigError, DataError
-from textkd.evaluation.card import CARD, is_textkd_card, write_model_card
+from textkd.evaluation.card import refresh_model_card
 from textkd.evaluation.metrics import agreement, classification_metrics
 from textkd.losses.composite import build_loss
 from textkd.losses.schedules import applicable_schedules, describe_schedules, distill_schedules
@@ -302,8 +302,7 @@ def _finish(out: Path, method, fit: FitResult, splits: DatasetSplits, max_len: i
     checkpoint."""
     metrics = evaluate(out, splits=splits, split="test", max_len=max_len, teacher_dir=teacher_dir)
     remove_checkpoint(out)
-    if not (out / CARD).is_file() or is_textkd_card(out / CARD):  # a README.md of the user's own is kept
-        write_model_card(out)
+    refresh_model_card(out, create=True)  # a README.md of the user's own is kept
     return _result(out, method, fit, metrics)
 
 

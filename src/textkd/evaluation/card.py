@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from textkd.errors import ModelLoadError
-from textkd.evaluation.report import EVAL_TEST, model_summary
+from textkd.evaluation.report import EVAL_TEST, is_evaluated, model_summary
 from textkd.utils import atomic_write_text
 
 CARD = "README.md"
@@ -69,17 +69,19 @@ def write_model_card(model_dir: str | Path, *, force: bool = False) -> Path:
     return path
 
 
-def refresh_model_card(model_dir: str | Path) -> Path | None:
-    """Write the card again if the folder holds one textkd wrote (after `textkd bench`, say); else nothing.
+def refresh_model_card(model_dir: str | Path, *, create: bool = False) -> Path | None:
+    """Write the card again where the folder holds one textkd wrote, or none and `create`; else nothing.
+
+    A README.md of the user's own is never touched, nor a folder not evaluated yet. Training calls it with
+    `create=True` once a model has its test figures; `textkd bench` without, to add the latency.
 
     Example:
         >>> refresh_model_card("runs/banking77/teacher")  # doctest: +SKIP
         PosixPath('runs/banking77/teacher/README.md')
     """
     path = Path(model_dir) / CARD
-    if path.is_file() and is_textkd_card(path) and (Path(model_dir) / EVAL_TEST).is_file():
-        return write_model_card(model_dir)
-    return None
+    mine = is_textkd_card(path) if path.is_file() else create
+    return write_model_card(model_dir) if mine and is_evaluated(Path(model_dir)) else None
 
 
 def is_textkd_card(path: str | Path) -> bool:
@@ -113,7 +115,7 @@ def render_model_card(model_dir: str | Path) -> str:
     evaluation = _read_json(folder / EVAL_TEST)
     labels = _labels(folder)
     teacher_dir = Path(marker["teacher"]) if role == "student" and marker.get("teacher") else None
-    teacher = model_summary(teacher_dir, "teacher") if teacher_dir and _evaluated(teacher_dir) else None
+    teacher = model_summary(teacher_dir, "teacher") if teacher_dir and is_evaluated(teacher_dir) else None
     teacher_marker = _read_json(teacher_dir / "textkd_model.json") if teacher else {}
     dataset = evaluation.get("dataset") or (marker.get("data") or {}).get("name") or "a local dataset"
 
@@ -217,10 +219,6 @@ def _labels(folder: Path) -> list[str]:
     config = _read_json(folder / "config.json")
     id2label = config.get("id2label") or {}
     return [str(id2label[k]) for k in sorted(id2label, key=int)]
-
-
-def _evaluated(folder: Path) -> bool:
-    return (folder / "textkd_model.json").is_file() and (folder / EVAL_TEST).is_file()
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def collect_results(run_dir: str | Path) -> dict[str, Any]:
     manifest = _read_json(run_dir / MANIFEST) or {}
     teacher_dir = _resolve(run_dir, manifest.get("teacher_dir", "teacher"))
     entries = manifest.get("students") or _scan_students(run_dir)
-    if not _complete(teacher_dir) and not any(_complete(_resolve(run_dir, e["dir"])) for e in entries):
+    if not is_evaluated(teacher_dir) and not any(is_evaluated(_resolve(run_dir, e["dir"])) for e in entries):
         raise TextkdError("the run folder holds no evaluated model yet", path=run_dir,
                           hint="run `textkd run` first (a model counts once eval_test.json exists)")
     teacher = _model_row(run_dir, teacher_dir, "teacher", "teacher")
@@ -85,7 +85,7 @@ def collect_results(run_dir: str | Path) -> dict[str, Any]:
     _add_ratios(teacher, students)
     _add_kd_gain(students)
     first = _read_json(next(d for d in [teacher_dir] + [_resolve(run_dir, e["dir"]) for e in entries]
-                            if _complete(d)) / EVAL_TEST)
+                            if is_evaluated(d)) / EVAL_TEST)
     return {
         "name": manifest.get("name", run_dir.name),
         "dataset": {"name": first.get("dataset"), "notes": first.get("notes"),
@@ -116,7 +116,7 @@ def model_summary(model_dir: str | Path, role: str) -> dict[str, Any]:
 
 def _model_row(run_dir: Path, model_dir: Path, name: str, role: str, student: str | None = None,
                method: str | None = None) -> dict[str, Any]:
-    if not _complete(model_dir):
+    if not is_evaluated(model_dir):
         return {"name": name, "missing": True}
     evaluation = _read_json(model_dir / EVAL_TEST)
     marker = _read_json(model_dir / "textkd_model.json")
@@ -441,7 +441,8 @@ def _confusion_html(results: dict[str, Any]) -> str:
 # -------------------------------------------------------------------------------------------- helpers
 
 
-def _complete(model_dir: Path) -> bool:
+def is_evaluated(model_dir: Path) -> bool:
+    """A saved textkd model with its test figures (`textkd_model.json` and `eval_test.json`)."""
     return (model_dir / "textkd_model.json").is_file() and (model_dir / EVAL_TEST).is_file()
 
 
