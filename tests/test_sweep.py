@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import yaml
@@ -81,6 +82,7 @@ def test_sweep_runs_trials_keeps_the_best_and_writes_a_recipe(teacher_dir, tiny_
     assert len(kept) == 1  # only the best trial's model
     summary = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert 0.0 <= summary["test"]["accuracy"] <= 1.0
+    assert kept[0].name == Path(summary["best_model"]).name == f"trial-{summary['best_trial']:03d}"
     assert (tmp_path / "sweep" / "trials.png").read_bytes()[:4] == b"\x89PNG"
     assert "![trials](trials.png)" in (tmp_path / "sweep" / "report.md").read_text()
 

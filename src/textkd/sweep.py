@@ -88,16 +88,9 @@ def sweep(
     from textkd.data.loading import load_splits
     from textkd.models.io import load_model
 
-    if trials < 1:
-        raise ConfigError(f"trials must be >= 1, got {trials}")
-    if method == "none":
-        raise ConfigError("a sweep of T and alpha needs a KD method", hint="use soft, hard or soft+hidden")
-    if cfg.distill.kd_loss == "mse":
-        raise ConfigError("the sweep searches the temperature, which distill.kd_loss=mse does not have",
-                          hint="sweep with distill.kd_loss=kl")
+    _check_request(cfg, trials, method)
     space = space or SearchSpace()
-    base_epochs = cfg.student.train.epochs
-    epochs_range = space.epochs or (max(1, base_epochs // 2), max(1, math.ceil(base_epochs * 1.5)))
+    epochs_range = space.epochs or _epochs_around(cfg.student.train.epochs)
     teacher, teacher_tokenizer = load_model(teacher_dir)
     splits = load_splits(cfg.data)
     api._check_labels(teacher, splits, teacher_dir)
@@ -109,71 +102,108 @@ def sweep(
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
     given = {"temperature": cfg.distill.temperature, "alpha": cfg.distill.alpha, "lr": cfg.student.train.lr,
-             "epochs": base_epochs}
+             "epochs": cfg.student.train.epochs}
     study.enqueue_trial(given)  # trial 0: the configuration as given
-    best = {"value": -math.inf, "dir": None}
+    objective = _Objective(optuna, cfg, method, space, epochs_range, (teacher, teacher_tokenizer, Path(teacher_dir)),
+                           splits, out)
+    study.optimize(objective, n_trials=trials, timeout=timeout_s, catch=())
+    if not any(t.value is not None for t in study.trials):
+        raise ConfigError("every trial was pruned or failed", path=out)
+    best_trial = study.best_trial
+    save_config(apply_params(cfg, best_trial.params), out / "best.yaml")
+    test_metrics = api.evaluate(objective.best_dir, splits=splits, split="test", max_len=cfg.data.max_len,
+                                teacher_dir=teacher_dir)
+    rows = [_trial_row(t) for t in study.trials]
+    result = SweepResult(out, dict(best_trial.params), float(best_trial.value), study.trials[0].value, test_metrics,
+                         rows, time.perf_counter() - started)
+    summary = {"method": method, "student": cfg.student.preset, "trials": rows, "best_trial": best_trial.number,
+               "best_params": best_trial.params, "best_val_macro_f1": best_trial.value,
+               "default_params": given, "default_val_macro_f1": result.default_value,
+               "best_model": str(objective.best_dir),
+               "test": {k: test_metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
+               "space": {"temperature": space.temperature, "alpha": space.alpha, "lr": space.lr,
+                         "epochs": epochs_range}, "wall_s": result.wall_s}
+    _write_summary(out, summary)
+    return result
 
-    def objective(trial) -> float:
-        params = {"temperature": trial.suggest_float("temperature", *space.temperature, log=True),
-                  "alpha": trial.suggest_float("alpha", *space.alpha),
-                  "lr": trial.suggest_float("lr", *space.lr, log=True),
-                  "epochs": trial.suggest_int("epochs", *epochs_range)}
-        trial_cfg = apply_params(cfg, params)
-        trial_dir = out / "trials" / f"trial-{trial.number:03d}"
+
+def _check_request(cfg: Config, trials: int, method: str) -> None:
+    if trials < 1:
+        raise ConfigError(f"trials must be >= 1, got {trials}")
+    if method == "none":
+        raise ConfigError("a sweep of T and alpha needs a KD method", hint="use soft, hard or soft+hidden")
+    if cfg.distill.kd_loss == "mse":
+        raise ConfigError("the sweep searches the temperature, which distill.kd_loss=mse does not have",
+                          hint="sweep with distill.kd_loss=kl")
+
+
+def _epochs_around(epochs: int) -> tuple[int, int]:
+    """The default epochs range: from half to 1.5x the configured epochs."""
+    return max(1, epochs // 2), max(1, math.ceil(epochs * 1.5))
+
+
+class _Objective:
+    """One Optuna trial: suggest settings, distil on them, score on validation, keep only the best model."""
+
+    def __init__(self, optuna, cfg: Config, method: str, space: SearchSpace, epochs_range: tuple[int, int],
+                 teacher: tuple[Any, Any, Path], splits, out: Path) -> None:
+        self.optuna, self.cfg, self.method, self.space, self.epochs_range = optuna, cfg, method, space, epochs_range
+        self.teacher, self.teacher_tokenizer, self.teacher_dir = teacher
+        self.splits, self.out = splits, out
+        self.best_value, self.best_dir = -math.inf, None
+
+    def __call__(self, trial) -> float:
+        params = {"temperature": trial.suggest_float("temperature", *self.space.temperature, log=True),
+                  "alpha": trial.suggest_float("alpha", *self.space.alpha),
+                  "lr": trial.suggest_float("lr", *self.space.lr, log=True),
+                  "epochs": trial.suggest_int("epochs", *self.epochs_range)}
+        trial_dir = self.out / "trials" / f"trial-{trial.number:03d}"
+        began = time.perf_counter()
+        record = {"trial": trial.number, **params}
+        try:
+            fit = self._distill(trial, params, trial_dir)
+        except self.optuna.TrialPruned:
+            shutil.rmtree(trial_dir, ignore_errors=True)
+            append_jsonl(self.out / "trials.jsonl",
+                         {**record, "state": "pruned", "wall_s": time.perf_counter() - began})
+            _line(record, "pruned")
+            raise
+        value = float(fit.best_metrics["val_macro_f1"])
+        append_jsonl(self.out / "trials.jsonl", {**record, "state": "complete", "val_macro_f1": value,
+                                                 "val_accuracy": fit.best_metrics["val_accuracy"],
+                                                 "best_epoch": fit.best_epoch, "wall_s": time.perf_counter() - began})
+        _line(record, f"val macro-F1 {value:.4f}")
+        self._keep_if_best(value, trial_dir)
+        return value
+
+    def _distill(self, trial, params: dict[str, Any], trial_dir: Path):
+        from textkd import api
 
         def report(row: dict[str, Any]) -> None:
             trial.report(row["val_macro_f1"], row["epoch"])
             if trial.should_prune():
-                raise optuna.TrialPruned()
+                raise self.optuna.TrialPruned()
 
-        began = time.perf_counter()
-        record = {"trial": trial.number, **params}
-        try:
-            fit = api._distill_one(trial_cfg, method, teacher, teacher_tokenizer, Path(teacher_dir), splits, out,
-                                   False, out=trial_dir, epoch_callback=report, test=False)
-        except optuna.TrialPruned:
-            shutil.rmtree(trial_dir, ignore_errors=True)
-            append_jsonl(out / "trials.jsonl", {**record, "state": "pruned", "wall_s": time.perf_counter() - began})
-            _line(record, "pruned")
-            raise
-        value = float(fit.best_metrics["val_macro_f1"])
-        append_jsonl(out / "trials.jsonl", {**record, "state": "complete", "val_macro_f1": value,
-                                            "val_accuracy": fit.best_metrics["val_accuracy"],
-                                            "best_epoch": fit.best_epoch, "wall_s": time.perf_counter() - began})
-        _line(record, f"val macro-F1 {value:.4f}")
-        if value > best["value"]:  # keep only the best trial's model
-            if best["dir"] is not None:
-                shutil.rmtree(best["dir"], ignore_errors=True)
-            best.update(value=value, dir=trial_dir)
+        return api._distill_one(apply_params(self.cfg, params), self.method, self.teacher, self.teacher_tokenizer,
+                                self.teacher_dir, self.splits, self.out, False, out=trial_dir, epoch_callback=report,
+                                test=False)
+
+    def _keep_if_best(self, value: float, trial_dir: Path) -> None:
+        if value > self.best_value:
+            if self.best_dir is not None:
+                shutil.rmtree(self.best_dir, ignore_errors=True)
+            self.best_value, self.best_dir = value, trial_dir
         else:
             shutil.rmtree(trial_dir, ignore_errors=True)
-        return value
 
-    study.optimize(objective, n_trials=trials, timeout=timeout_s, catch=())
-    complete = [t for t in study.trials if t.value is not None]
-    if not complete:
-        raise ConfigError("every trial was pruned or failed", path=out)
-    best_trial = study.best_trial
-    best_cfg = apply_params(cfg, best_trial.params)
-    save_config(best_cfg, out / "best.yaml")
-    test_metrics = api.evaluate(best["dir"], splits=splits, split="test", max_len=cfg.data.max_len,
-                                teacher_dir=teacher_dir)
-    rows = [_trial_row(t) for t in study.trials]
-    default_value = study.trials[0].value
-    result = SweepResult(out, dict(best_trial.params), float(best_trial.value), default_value, test_metrics, rows,
-                         time.perf_counter() - started)
-    summary = {"method": method, "student": cfg.student.preset, "trials": rows, "best_trial": best_trial.number,
-               "best_params": best_trial.params, "best_val_macro_f1": best_trial.value,
-               "default_params": given, "default_val_macro_f1": default_value, "best_model": str(best["dir"]),
-               "test": {k: test_metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
-               "space": {"temperature": space.temperature, "alpha": space.alpha, "lr": space.lr,
-                         "epochs": epochs_range}, "wall_s": result.wall_s}
+
+def _write_summary(out: Path, summary: dict[str, Any]) -> None:
+    """sweep.json, trials.png (when a trial completed) and report.md."""
     atomic_write_json(out / "sweep.json", summary)
-    figure = _plot(rows)
+    figure = _plot(summary["trials"])
     if figure:
         atomic_write_bytes(out / "trials.png", figure)
     atomic_write_text(out / "report.md", _markdown(summary, bool(figure)))
-    return result
 
 
 def _line(record: dict[str, Any], outcome: str) -> None:
