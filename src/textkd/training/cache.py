@@ -214,9 +214,7 @@ def label_corpus(
         >>> out = label_corpus(teacher, tok, "unlabeled.txt", "runs/t/.textkd-cache/c", max_len=64)  # doctest: +SKIP
         >>> out.logits.shape  # (N, C), memory-mapped
     """
-    from textkd.data.corpus import count_texts, file_fingerprint, iter_text_chunks
-    from textkd.data.tokenize import encode
-    from textkd.training.progress import rows_progress
+    from textkd.data.corpus import count_texts, file_fingerprint
 
     folder = Path(out_dir)
     found = _read(folder, need_pooled)
@@ -226,19 +224,46 @@ def label_corpus(
     rank, world = (state.process_index, state.num_processes) if state else (0, 1)
     rows = count_texts(texts_path)
     classes = int(teacher.config.num_labels)
-    width = int(getattr(teacher, "pooled_size", 0) or 0)
     if rank == 0:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "meta.json").unlink(missing_ok=True)
-        np.lib.format.open_memmap(folder / "logits.npy", mode="w+", dtype=np.float32, shape=(rows, classes))
-        if need_pooled:
-            np.lib.format.open_memmap(folder / "pooled.npy", mode="w+", dtype=np.float32, shape=(rows, width))
+        _create_arrays(folder, rows, classes, int(getattr(teacher, "pooled_size", 0) or 0) if need_pooled else None)
     if state:
         state.wait_for_everyone()
+    _label_chunks(teacher, tokenizer, texts_path, folder, rows, max_len=max_len, need_pooled=need_pooled,
+                  batch_size=batch_size, chunk_size=chunk_size, device=state.device if state else device,
+                  shard=(rank, world), progress=progress)
+    if state:
+        state.wait_for_everyone()
+    if rank == 0:
+        atomic_write_json(folder / "meta.json", {"rows": rows, "classes": classes, "pooled": need_pooled,
+                                                 "texts": str(texts_path), "texts_sha256": file_fingerprint(texts_path),
+                                                 "max_len": max_len, "processes": world})
+    if state:
+        state.wait_for_everyone()
+    found = _read(folder, need_pooled)
+    assert found is not None
+    return TeacherOutputs(logits=found.logits, pooled=found.pooled, cached=False)
+
+
+def _create_arrays(folder: Path, rows: int, classes: int, width: int | None) -> None:
+    """Empty `logits.npy` (rows, classes) and, with a width, `pooled.npy` (rows, width); drops a stale meta.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "meta.json").unlink(missing_ok=True)
+    np.lib.format.open_memmap(folder / "logits.npy", mode="w+", dtype=np.float32, shape=(rows, classes))
+    if width is not None:
+        np.lib.format.open_memmap(folder / "pooled.npy", mode="w+", dtype=np.float32, shape=(rows, width))
+
+
+def _label_chunks(teacher, tokenizer, texts_path, folder: Path, rows: int, *, max_len: int, need_pooled: bool,
+                  batch_size: int, chunk_size: int, device, shard: tuple[int, int], progress: bool) -> None:
+    """Fill this process's chunks (every `world`-th, from `rank`) of the arrays `_create_arrays` made."""
+    from textkd.data.corpus import iter_text_chunks
+    from textkd.data.tokenize import encode
+    from textkd.training.progress import rows_progress
+
+    rank, world = shard
     logits = np.load(folder / "logits.npy", mmap_mode="r+")
     pooled = np.load(folder / "pooled.npy", mmap_mode="r+") if need_pooled else None
     fields = ("logits", "pooled") if need_pooled else ("logits",)
-    device = state.device if state else device
     with rows_progress(f"labelling {Path(texts_path).name}", rows, enabled=progress and rank == 0) as advance:
         for index, (start, texts) in enumerate(iter_text_chunks(texts_path, chunk_size)):
             if index % world != rank:
@@ -253,18 +278,6 @@ def label_corpus(
     logits.flush()
     if pooled is not None:
         pooled.flush()
-    del logits, pooled
-    if state:
-        state.wait_for_everyone()
-    if rank == 0:
-        atomic_write_json(folder / "meta.json", {"rows": rows, "classes": classes, "pooled": need_pooled,
-                                                 "texts": str(texts_path), "texts_sha256": file_fingerprint(texts_path),
-                                                 "max_len": max_len, "processes": world})
-    if state:
-        state.wait_for_everyone()
-    found = _read(folder, need_pooled)
-    assert found is not None
-    return TeacherOutputs(logits=found.logits, pooled=found.pooled, cached=False)
 
 
 def concat_outputs(parts: list[TeacherOutputs], folder: str | Path, *, chunk_rows: int = 65536) -> TeacherOutputs:
