@@ -471,44 +471,21 @@ def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, to
     if cached is None:
         raise ConfigError("distill.augment and distill.unlabeled need the teacher-output cache",
                           hint="leave distill.cache at true")
-    train_cfg, max_len, distill_cfg = cfg.student.train, cfg.data.max_len, cfg.distill
-    cache_root = teacher_dir / CACHE_DIRNAME
-    files = [Path(p) for p in distill_cfg.unlabeled]
-    for path in files:
-        if not path.is_file():
-            raise DataError("no such unlabeled-text file", path=path, hint="one text per line, UTF-8")
-    if distill_cfg.augment:
-        settings = AugmentSettings(p_mask=distill_cfg.augment_p_mask, p_replace=distill_cfg.augment_p_replace,
-                                   p_ngram=distill_cfg.augment_p_ngram)
-        tag = f"{texts_fingerprint(list(splits.train.texts))}-{distill_cfg.augment}-{train_cfg.seed}"
-        tag += f"-{settings.p_mask:g}-{settings.p_replace:g}-{settings.p_ngram:g}-v{AUGMENT_VERSION}"
-        path = cache_root / f"augment-{tag}.txt"
-        with main_process_first(_device(train_cfg)), entry_lock(path):
-            if not path.is_file():
-                write_augmented(splits.train.texts, distill_cfg.augment, path, seed=train_cfg.seed, teacher=teacher,
-                                tokenizer=teacher_tokenizer, settings=settings)
-        files.append(path)
+    files = _transfer_files(cfg, teacher, teacher_tokenizer, teacher_dir, splits)
     need_pooled = method == "soft+hidden"
     # Labelling is a collective (every process labels its share); what follows runs on the main process first.
-    labelled: dict[Path, list[Any]] = {}
-    for path in files:
-        labelled[path] = []
-        for model, tok, folder in [(teacher, teacher_tokenizer, teacher_dir), *members]:
-            out = corpus_dir(folder, path, max_len)
-            with entry_lock(out):
-                labelled[path].append(label_corpus(model, tok, path, out, max_len=max_len,
-                                                   need_pooled=need_pooled and model is teacher,
-                                                   batch_size=train_cfg.eval_batch_size, device=_device(train_cfg),
-                                                   progress=train_cfg.progress))
+    labelled = {path: _label_file(cfg, path, [(teacher, teacher_tokenizer, teacher_dir), *members], need_pooled)
+                for path in files}
+    cache_root, max_len = teacher_dir / CACHE_DIRNAME, cfg.data.max_len
     streams, outputs = [train.streams[STUDENT]], [cached]
-    with main_process_first(_device(train_cfg)):
+    with main_process_first(_device(cfg.student.train)):
         for path in files:
             parts = labelled[path]
             if members:
                 key = f"{file_fingerprint(path)}|{max_len}|" + "|".join(teacher_fingerprint(f) for _, _, f in members)
-                ensemble = cache_root / f"ensemble-{_digest(key, weights, distill_cfg.temperature)}"
+                ensemble = cache_root / f"ensemble-{_digest(key, weights, cfg.distill.temperature)}"
                 with entry_lock(ensemble):
-                    parts = [combine_teachers(parts, weights, distill_cfg.temperature, ensemble)]
+                    parts = [combine_teachers(parts, weights, cfg.distill.temperature, ensemble)]
             outputs.append(parts[0])
             tokens = cache_root / f"tokens-{tokenizer_fingerprint(tokenizer)}-{max_len}-{file_fingerprint(path)}"
             with entry_lock(tokens):
@@ -520,9 +497,43 @@ def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, to
             outputs = concat_outputs(outputs, folder / "teacher")
     extra = len(joined) - len(train)
     labels = np.concatenate([train.labels, np.full(extra, -100, dtype=np.int64)])
-    info = {"labelled_rows": len(train), "teacher_labelled_rows": extra, "augment": distill_cfg.augment,
-            "unlabeled": [str(p) for p in distill_cfg.unlabeled]}
+    info = {"labelled_rows": len(train), "teacher_labelled_rows": extra, "augment": cfg.distill.augment,
+            "unlabeled": [str(p) for p in cfg.distill.unlabeled]}
     return ModelInputs({STUDENT: joined}, labels, train.pad_multiple), outputs, info
+
+
+def _transfer_files(cfg, teacher, teacher_tokenizer, teacher_dir: Path, splits) -> list[Path]:
+    """The text files of the transfer set: each --unlabeled file, checked, then the augmented texts (cached)."""
+    train_cfg, distill_cfg = cfg.student.train, cfg.distill
+    files = [Path(p) for p in distill_cfg.unlabeled]
+    for path in files:
+        if not path.is_file():
+            raise DataError("no such unlabeled-text file", path=path, hint="one text per line, UTF-8")
+    if distill_cfg.augment:
+        settings = AugmentSettings(p_mask=distill_cfg.augment_p_mask, p_replace=distill_cfg.augment_p_replace,
+                                   p_ngram=distill_cfg.augment_p_ngram)
+        tag = f"{texts_fingerprint(list(splits.train.texts))}-{distill_cfg.augment}-{train_cfg.seed}"
+        tag += f"-{settings.p_mask:g}-{settings.p_replace:g}-{settings.p_ngram:g}-v{AUGMENT_VERSION}"
+        path = teacher_dir / CACHE_DIRNAME / f"augment-{tag}.txt"
+        with main_process_first(_device(train_cfg)), entry_lock(path):
+            if not path.is_file():
+                write_augmented(splits.train.texts, distill_cfg.augment, path, seed=train_cfg.seed, teacher=teacher,
+                                tokenizer=teacher_tokenizer, settings=settings)
+        files.append(path)
+    return files
+
+
+def _label_file(cfg, path: Path, teachers, need_pooled: bool) -> list[Any]:
+    """Each teacher's outputs over one text file (pooled vectors from the first teacher only), cached."""
+    train_cfg, max_len = cfg.student.train, cfg.data.max_len
+    parts = []
+    for index, (model, tok, folder) in enumerate(teachers):
+        out = corpus_dir(folder, path, max_len)
+        with entry_lock(out):
+            parts.append(label_corpus(model, tok, path, out, max_len=max_len, need_pooled=need_pooled and index == 0,
+                                      batch_size=train_cfg.eval_batch_size, device=_device(train_cfg),
+                                      progress=train_cfg.progress))
+    return parts
 
 
 def _inputs(dataset: TextDataset, tokenizer, max_len: int, teacher_tokenizer=None) -> ModelInputs:
