@@ -160,10 +160,7 @@ class Trainer:
         cfg = self.config
         set_seed(cfg.seed)
         acc = self.accelerator
-        if cfg.pad_multiple < 1:
-            raise ConfigError(f"train.pad_multiple must be >= 1, got {cfg.pad_multiple}")
-        if not 0.0 <= cfg.ema_decay < 1.0:
-            raise ConfigError(f"train.ema_decay must be in [0, 1) (0 disables the weight average), got {cfg.ema_decay}")
+        self._check_settings()
         if cfg.pad_multiple > 1:  # fewer distinct batch shapes (compiled graphs, tensor cores)
             train = replace(train, pad_multiple=cfg.pad_multiple)
             if validation is not None:
@@ -171,33 +168,14 @@ class Trainer:
         if cfg.compile and not getattr(self, "_compiled", False):
             self.model.compile()  # in place: state_dict keys and saving are unchanged
             self._compiled = True
-        global_batch = cfg.batch_size * acc.num_processes  # one optimiser step's rows across processes
-        steps_per_epoch = math.ceil(math.ceil(len(train) / global_batch) / cfg.grad_accum)
-        total_steps = steps_per_epoch * cfg.epochs
-        if cfg.max_steps:
-            total_steps = min(total_steps, cfg.max_steps)
-        module = _LossModule(self.model, self.extras, self.compute_loss)
-        optimizer = _make_optimizer(module, cfg, acc.device)
-        scheduler = _make_scheduler(optimizer, cfg, total_steps)
-        # The scheduler stays outside `prepare`: it steps once per optimiser step on every process.
-        module, optimizer = acc.prepare(module, optimizer)
-        self.total_steps = total_steps
-        # After `prepare`: the average lives on the model's device. Every process keeps an identical copy.
-        self.average = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay else None
+        module, optimizer, scheduler = self._prepare(len(train))
         state = TrainState()
         if resume:
             state = self._restore(module, optimizer, scheduler) or state
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        if resume:
-            # Rows logged after the restored checkpoint (a crash between the two writes) are dropped.
-            atomic_write_text(self.output_dir / METRICS_FILE,
-                              "".join(json.dumps(row, default=str) + "\n" for row in state.history))
-        else:
-            (self.output_dir / METRICS_FILE).unlink(missing_ok=True)
-            remove_checkpoint(self.output_dir)  # never resume into a previous run's state later
+        self._start_log(resume, state)
         self.on_train_start()
         with TrainProgress(enabled=cfg.progress and acc.is_main_process, total_epochs=cfg.epochs) as bar:
-            while state.epoch < cfg.epochs and not self._should_stop(state, total_steps):
+            while state.epoch < cfg.epochs and not self._should_stop(state, self.total_steps):
                 started = time.perf_counter()
                 train_log = self._train_epoch(module, optimizer, scheduler, train, state, bar)
                 train_log["train_s"] = round(time.perf_counter() - started, 3)
@@ -209,6 +187,43 @@ class Trainer:
         acc.wait_for_everyone()
         best = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
         return FitResult(self.output_dir, state.best_epoch, best, state.epoch, state.wall_s, state.history)
+
+    def _check_settings(self) -> None:
+        cfg = self.config
+        if cfg.pad_multiple < 1:
+            raise ConfigError(f"train.pad_multiple must be >= 1, got {cfg.pad_multiple}")
+        if not 0.0 <= cfg.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in [0, 1) (0 disables the weight average), got {cfg.ema_decay}")
+
+    def _prepare(self, train_rows: int):
+        """The loss module, optimiser and scheduler for `train_rows` rows, prepared by accelerate; sets
+        `total_steps` and the weight average."""
+        cfg, acc = self.config, self.accelerator
+        global_batch = cfg.batch_size * acc.num_processes  # one optimiser step's rows across processes
+        steps_per_epoch = math.ceil(math.ceil(train_rows / global_batch) / cfg.grad_accum)
+        total_steps = steps_per_epoch * cfg.epochs
+        if cfg.max_steps:
+            total_steps = min(total_steps, cfg.max_steps)
+        module = _LossModule(self.model, self.extras, self.compute_loss)
+        optimizer = _make_optimizer(module, cfg, acc.device)
+        scheduler = _make_scheduler(optimizer, cfg, total_steps)
+        # The scheduler stays outside `prepare`: it steps once per optimiser step on every process.
+        module, optimizer = acc.prepare(module, optimizer)
+        self.total_steps = total_steps
+        # After `prepare`: the average lives on the model's device. Every process keeps an identical copy.
+        self.average = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay else None
+        return module, optimizer, scheduler
+
+    def _start_log(self, resume: bool, state: TrainState) -> None:
+        """metrics.jsonl as the restored state knows it, or a fresh one with no stale checkpoint."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            # Rows logged after the restored checkpoint (a crash between the two writes) are dropped.
+            atomic_write_text(self.output_dir / METRICS_FILE,
+                              "".join(json.dumps(row, default=str) + "\n" for row in state.history))
+        else:
+            (self.output_dir / METRICS_FILE).unlink(missing_ok=True)
+            remove_checkpoint(self.output_dir)  # never resume into a previous run's state later
 
     def _should_stop(self, state: TrainState, total_steps: int) -> bool:
         patience = self.config.patience
