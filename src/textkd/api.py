@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -24,7 +25,7 @@ from textkd.config import Config, DataConfig, check_same_config, from_dict, save
 from textkd.data.augment import AUGMENT_VERSION, AugmentSettings, write_augmented
 from textkd.data.batching import STUDENT, TEACHER, ModelInputs
 from textkd.data.corpus import concat_encoded, encode_file, file_fingerprint
-from textkd.data.dataset import DatasetSplits, TextDataset
+from textkd.data.dataset import DatasetSplits, TextDataset, reorder_labels
 from textkd.data.loading import DataWarning, load_splits
 from textkd.data.tokenize import encode, texts_fingerprint, tokenizer_fingerprint
 from textkd.errors import ConfigError, DataError
@@ -34,7 +35,7 @@ from textkd.losses.composite import build_loss
 from textkd.losses.schedules import applicable_schedules, describe_schedules, distill_schedules
 from textkd.models.backbones import build_teacher
 from textkd.models.classifier import TextkdClassifier
-from textkd.models.io import count_parameters, load_model, model_size_mb, read_marker
+from textkd.models.io import count_parameters, load_model, model_folder, model_size_mb, read_marker
 from textkd.models.students import build_student
 from textkd.training.cache import (
     CACHE_DIRNAME,
@@ -186,7 +187,9 @@ def distill(
     """Train `cfg.student` with each method; every method shares seed, data order, epochs and schedule.
 
     Args:
-        teacher_dir: a teacher saved by `train_teacher` (or any textkd classifier directory).
+        teacher_dir: a teacher saved by `train_teacher`, any sequence-classifier folder, or a Hugging Face hub
+            repo id (downloaded once; see `models.io.model_folder`). Its labels must be the dataset's; a
+            different order is followed (`align_labels`).
         output_dir: the grid folder; each method writes `<output_dir>/<student>-<method>/`.
         methods: any of none, hard, soft, soft+hidden; default `[cfg.distill.method]`.
 
@@ -199,9 +202,9 @@ def distill(
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r}", hint=f"choose from {', '.join(METHODS)}")
     distill_schedules(cfg.distill)  # a bad schedule fails here, before the teacher loads
+    teacher_dir = model_folder(teacher_dir)
     teacher, teacher_tokenizer = load_model(teacher_dir)
-    splits = splits or load_splits(cfg.data)
-    _check_labels(teacher, splits, teacher_dir)
+    splits = align_labels(teacher, splits or load_splits(cfg.data), teacher_dir)
     if cfg.student.init == "teacher-layers" and (read_marker(teacher_dir) or {}).get("refit"):
         warnings.warn(f"{teacher_dir} was refit on train + validation: a student initialised from its layers "
                       "starts out knowing the validation rows, so its validation scores (and the epoch chosen by "
@@ -333,6 +336,7 @@ def evaluate(
         >>> m = evaluate("runs/bbc/teacher")  # doctest: +SKIP
         >>> round(m["accuracy"], 3)  # doctest: +SKIP
     """
+    model_dir = model_folder(model_dir)
     model, tokenizer = load_model(model_dir, trust_pickle=trust_pickle)
     if splits is None:
         data = data or _model_data_config(model_dir)
@@ -350,6 +354,7 @@ def evaluate(
     metrics.update({"split": split, "rows": len(dataset), "dataset": splits.name, "notes": splits.notes,
                     "partial_train": splits.partial, "eval_s": round(time.perf_counter() - started, 3)})
     if teacher_dir is not None:
+        teacher_dir = model_folder(teacher_dir)
         teacher, teacher_tokenizer = load_model(teacher_dir)
         teacher.to(device)
         teacher_inputs = ModelInputs({STUDENT: encode(dataset.texts, teacher_tokenizer, max_len or 128)}, labels)
@@ -416,6 +421,7 @@ def label(
     started = time.perf_counter()
     if not Path(texts_path).is_file():
         raise DataError("no such corpus file", path=texts_path, hint="one text per line, UTF-8")
+    teacher_dir = model_folder(teacher_dir)
     teacher, tokenizer = load_model(teacher_dir)
     if max_len is None:
         try:
@@ -448,7 +454,7 @@ def _other_teachers(cfg, method: str, splits, cached) -> tuple[list[tuple[Any, A
         raise ConfigError(f"distill.teacher_weights needs {count} non-negative weights (main teacher first) with "
                           f"a positive sum, got {weights}")
     members = []
-    for folder in map(Path, cfg.distill.teachers):
+    for folder in map(model_folder, cfg.distill.teachers):
         model, tok = load_model(folder)
         _check_labels(model, splits, folder)
         members.append((model, tok, folder))
@@ -566,11 +572,30 @@ def _labels_for_model(model, dataset: TextDataset, model_dir) -> np.ndarray:
     return lookup[dataset.labels]
 
 
+def align_labels(teacher, splits: DatasetSplits, teacher_dir) -> DatasetSplits:
+    """`splits` with the teacher's label order: the same labels listed in another order (a hub teacher) are
+    followed; other labels are refused with the ones that differ."""
+    names = _model_labels(teacher)
+    if names != list(splits.label_names) and sorted(names) == sorted(splits.label_names):
+        return reorder_labels(splits, names)
+    _check_labels(teacher, splits, teacher_dir)
+    return splits
+
+
 def _check_labels(teacher, splits: DatasetSplits, teacher_dir) -> None:
-    if _model_labels(teacher) != list(splits.label_names):
-        raise DataError(f"the teacher's {teacher.config.num_labels} labels differ from the dataset's "
-                        f"{splits.num_labels}", path=teacher_dir,
-                        hint="distil on the dataset (and label order) the teacher was trained on")
+    names = _model_labels(teacher)
+    if names == list(splits.label_names):
+        return
+    if sorted(names) == sorted(splits.label_names):
+        raise DataError("this teacher lists the dataset's labels in another order than the first teacher",
+                        path=teacher_dir, hint="use teachers trained with the same label order")
+    teacher_only = [n for n in names if n not in set(splits.label_names)]
+    dataset_only = [n for n in splits.label_names if n not in set(names)]
+    hint = "distil on the dataset the teacher was trained on"
+    if teacher_only and all(re.fullmatch(r"LABEL_\d+", n) for n in teacher_only):
+        hint = "its config.json has generic labels (LABEL_0, ...): set id2label to the dataset's label names"
+    raise DataError(f"the teacher's {len(names)} labels differ from the dataset's {splits.num_labels} (teacher "
+                    f"only: {teacher_only[:3]}; dataset only: {dataset_only[:3]})", path=teacher_dir, hint=hint)
 
 
 def _model_data_config(model_dir) -> DataConfig:

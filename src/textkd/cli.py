@@ -191,8 +191,9 @@ def teacher_cmd(
 @user_errors
 def distill_cmd(
     ctx: typer.Context,
-    teacher: list[Path] = typer.Option(..., "--teacher", help="A trained teacher folder. Repeat it for several "
-                                                               "teachers: their soft targets are averaged (weights: "
+    teacher: list[Path] = typer.Option(..., "--teacher", help="A trained teacher folder or a Hugging "
+                                                               "Face hub repo id. Repeat it for several teachers: "
+                                                               "their soft targets are averaged (weights: "
                                                                "--kd.teacher-weights 2,1)."),
     student: str | None = typer.Option(None, help="Student preset: tinybert-4l-312, bert-mini-4l-256, "
                                                   "bert-tiny-2l-128, bilstm, bilstm-zh."),
@@ -232,7 +233,7 @@ def distill_cmd(
 @user_errors
 def sweep_cmd(
     ctx: typer.Context,
-    teacher: Path = typer.Option(..., "--teacher", help="A trained teacher folder."),
+    teacher: Path = typer.Option(..., "--teacher", help="A trained teacher folder or a hub repo id."),
     trials: int = typer.Option(20, help="Trials to run (trial 0 is the configuration as given)."),
     method: str = typer.Option("soft", help="KD method searched: soft | hard | soft+hidden."),
     student: str | None = typer.Option(None, help="Student preset (default: the recipe's)."),
@@ -265,7 +266,7 @@ def sweep_cmd(
 @app.command("label")
 @user_errors
 def label_cmd(
-    teacher: Path = typer.Argument(..., help="A trained teacher folder."),
+    teacher: Path = typer.Argument(..., help="A trained teacher folder or a hub repo id."),
     texts: Path = typer.Option(..., "--texts", help="UTF-8 text file, one text per line (any size)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Folder for logits.npy (default: the "
                                                                     "teacher's cache, where distill finds it)."),
@@ -301,7 +302,7 @@ def _print_result(title: str, result: api.TrainResult) -> None:
 @app.command("evaluate")
 @user_errors
 def evaluate_cmd(
-    model: Path = typer.Argument(..., help="A saved textkd model folder."),
+    model: Path = typer.Argument(..., help="A saved model folder or a hub repo id."),
     data: str | None = typer.Option(None, "--data", help="Dataset preset (default: the model's own)."),
     data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
     split: str = typer.Option("test", help="train | validation | test."),
@@ -311,6 +312,9 @@ def evaluate_cmd(
                                                                      "loading one can run arbitrary code."),
 ) -> None:
     """Accuracy, macro/weighted F1, per-class scores, confusion matrix and calibration of a model."""
+    from textkd.models.io import model_folder
+
+    model = model_folder(model)
     cfg = None
     if data is not None:
         cfg = DataConfig(name=data, data_dir=data_dir)

@@ -86,14 +86,14 @@ def sweep(
     optuna = _require_optuna()
     from textkd import api
     from textkd.data.loading import load_splits
-    from textkd.models.io import load_model
+    from textkd.models.io import load_model, model_folder
 
     _check_request(cfg, trials, method)
     space = space or SearchSpace()
     epochs_range = space.epochs or _epochs_around(cfg.student.train.epochs)
+    teacher_dir = model_folder(teacher_dir)
     teacher, teacher_tokenizer = load_model(teacher_dir)
-    splits = load_splits(cfg.data)
-    api._check_labels(teacher, splits, teacher_dir)
+    splits = api.align_labels(teacher, load_splits(cfg.data), teacher_dir)
     out = Path(output_dir) if output_dir else Path(cfg.output_dir) / (cfg.name or splits.name) / "sweep"
     out.mkdir(parents=True, exist_ok=True)
     (out / "trials.jsonl").unlink(missing_ok=True)
@@ -104,7 +104,7 @@ def sweep(
     given = {"temperature": cfg.distill.temperature, "alpha": cfg.distill.alpha, "lr": cfg.student.train.lr,
              "epochs": cfg.student.train.epochs}
     study.enqueue_trial(given)  # trial 0: the configuration as given
-    objective = _Objective(optuna, cfg, method, space, epochs_range, (teacher, teacher_tokenizer, Path(teacher_dir)),
+    objective = _Objective(optuna, cfg, method, space, epochs_range, (teacher, teacher_tokenizer, teacher_dir),
                            splits, out)
     study.optimize(objective, n_trials=trials, timeout=timeout_s, catch=())
     if not any(t.value is not None for t in study.trials):

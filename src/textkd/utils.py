@@ -12,6 +12,14 @@ from typing import Any
 import numpy as np
 
 
+def cache_root() -> Path:
+    """textkd's user cache: `$TEXTKD_CACHE_DIR`, else `$XDG_CACHE_HOME/textkd`, else `~/.cache/textkd`."""
+    root = os.environ.get("TEXTKD_CACHE_DIR")
+    if root:
+        return Path(root).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "textkd"
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` via a temporary file in the same folder and a rename.
 

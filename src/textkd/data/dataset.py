@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -84,3 +84,25 @@ class DatasetSplits:
         if name not in ("train", "validation", "test"):
             raise ValueError(f"unknown split {name!r}")
         return getattr(self, name)
+
+
+def reorder_labels(splits: DatasetSplits, names: list[str]) -> DatasetSplits:
+    """The same rows with label ids that follow `names`, a reordering of the splits' label names.
+
+    A teacher from elsewhere (a hub model) lists the dataset's labels in its own order; distilling on the
+    reordered splits makes its logits, the gold ids and the student's labels line up.
+
+    Example:
+        >>> ds = TextDataset(["a", "b"], [0, 1], ["neg", "pos"])
+        >>> reorder_labels(DatasetSplits("d", ds, ds, ds), ["pos", "neg"]).train.labels.tolist()
+        [1, 0]
+    """
+    if sorted(names) != sorted(splits.label_names):
+        raise ValueError(f"{names} is not a reordering of {splits.label_names}")
+    index = {name: i for i, name in enumerate(names)}
+    new_ids = np.array([index[name] for name in splits.label_names], dtype=np.int64)  # old id -> new id
+
+    def one(dataset: TextDataset) -> TextDataset:
+        return replace(dataset, labels=new_ids[dataset.labels], label_names=list(names))
+
+    return replace(splits, train=one(splits.train), validation=one(splits.validation), test=one(splits.test))

@@ -36,7 +36,7 @@ from textkd.data.readers import (
     rows_from_items,
 )
 from textkd.errors import ConfigError, DataError
-from textkd.utils import atomic_write_bytes
+from textkd.utils import atomic_write_bytes, cache_root
 
 logger = logging.getLogger(__name__)
 
@@ -110,11 +110,7 @@ class PresetInfo:
 
 def cache_dir() -> Path:
     """Where downloaded presets live: `$TEXTKD_CACHE_DIR/data`, else `~/.cache/textkd/data`."""
-    root = os.environ.get("TEXTKD_CACHE_DIR")
-    if root:
-        return Path(root).expanduser() / "data"
-    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(base).expanduser() / "textkd" / "data"
+    return cache_root() / "data"
 
 
 def resolve_data_dir(cfg: DataConfig) -> Path:

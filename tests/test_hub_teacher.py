@@ -1,0 +1,149 @@
+"""A teacher from the Hugging Face hub: a repo id is downloaded once into textkd's cache and distilled from,
+its own label order followed. The download is faked with a local folder (no network here)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+from conftest import TINY_BERT
+from textkd import api
+from textkd.config import Config, DataConfig, StudentConfig, TrainConfig
+from textkd.errors import DataError, ModelLoadError
+from textkd.models.io import HUB_FILES, load_model, model_folder
+
+
+def _hub_classifier(folder: Path, tokenizer, label_names: list[str]) -> Path:
+    """A plain transformers BertForSequenceClassification, as a hub repo holds it (with a pickle to skip)."""
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=128, num_labels=len(label_names),
+                        id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)},
+                        **TINY_BERT)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "pytorch_model.bin").write_bytes(b"not downloaded")
+    return folder
+
+
+@pytest.fixture()
+def fake_hub(tmp_path, monkeypatch):
+    """`huggingface_hub.snapshot_download` served from local folders: {repo_id: folder}; calls are recorded."""
+    import huggingface_hub
+
+    repos: dict[str, Path] = {}
+    calls: list[dict] = []
+
+    def snapshot_download(repo_id, local_dir, allow_patterns, **kwargs):
+        calls.append({"repo_id": repo_id, "allow_patterns": list(allow_patterns), **kwargs})
+        if repo_id not in repos:
+            raise huggingface_hub.errors.OfflineModeIsEnabled(
+                f"Cannot reach https://huggingface.co/api/models/{repo_id}: offline mode is enabled.")
+        Path(local_dir).mkdir(parents=True, exist_ok=True)
+        for path in repos[repo_id].iterdir():
+            if any(fnmatch.fnmatch(path.name, pattern) for pattern in allow_patterns):
+                shutil.copy(path, Path(local_dir) / path.name)
+        return str(local_dir)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setenv("TEXTKD_CACHE_DIR", str(tmp_path / "cache"))
+    return repos, calls
+
+
+def test_a_local_folder_is_used_as_it_is(tmp_path, fake_hub):
+    _, calls = fake_hub
+    assert model_folder(tmp_path) == tmp_path
+    assert model_folder("runs/does/not/exist") == Path("runs/does/not/exist")  # a path, not a repo id
+    assert calls == []
+
+
+def test_a_hub_repo_is_downloaded_once_without_pickles(tmp_path, fake_hub, tiny_tokenizer, tiny_label_names):
+    repos, calls = fake_hub
+    repos["my-org/tiny-clf"] = _hub_classifier(tmp_path / "repo", tiny_tokenizer, tiny_label_names)
+    folder = model_folder("my-org/tiny-clf")
+    assert folder == tmp_path / "cache" / "models" / "my-org--tiny-clf"
+    assert (folder / "model.safetensors").is_file() and not (folder / "pytorch_model.bin").exists()
+    assert calls[0]["allow_patterns"] == HUB_FILES
+    model, _ = load_model(folder)
+    assert model.config.id2label[0] == tiny_label_names[0]
+    assert model_folder("my-org/tiny-clf") == folder and len(calls) == 1  # the copy is reused offline
+
+
+def test_hub_errors_say_what_to_check(tmp_path, fake_hub, tiny_tokenizer, tiny_label_names):
+    repos, _ = fake_hub
+    with pytest.raises(ModelLoadError, match=r"no such model directory, and no Hugging Face hub repo "
+                                             r"'my-org/missing' could be downloaded \(Cannot reach .*offline mode"):
+        model_folder("my-org/missing")
+    pickle_only = _hub_classifier(tmp_path / "pickle", tiny_tokenizer, tiny_label_names)
+    (pickle_only / "model.safetensors").unlink()
+    repos["my-org/pickle-only"] = pickle_only
+    with pytest.raises(ModelLoadError, match="has no model.safetensors"):
+        model_folder("my-org/pickle-only")
+
+
+def test_a_teacher_in_another_label_order_is_followed(tmp_path, tiny_tokenizer, tiny_splits, tiny_label_names):
+    order = tiny_label_names[::-1]
+    model, _ = load_model(_hub_classifier(tmp_path / "t", tiny_tokenizer, order))
+    aligned = api.align_labels(model, tiny_splits, tmp_path / "t")
+    assert aligned.label_names == order
+    for split in ("train", "validation", "test"):
+        before, after = tiny_splits.split(split), aligned.split(split)
+        assert after.texts == before.texts
+        assert [order[i] for i in after.labels] == [tiny_label_names[i] for i in before.labels]
+
+
+def test_a_teacher_with_other_labels_is_refused(tmp_path, tiny_tokenizer, tiny_splits, tiny_label_names):
+    other, _ = load_model(_hub_classifier(tmp_path / "o", tiny_tokenizer, [*tiny_label_names[:3], "politics"]))
+    with pytest.raises(DataError, match=r"teacher only: \['politics'\]; dataset only: \['music'\]"):
+        api.align_labels(other, tiny_splits, tmp_path / "o")
+    generic, _ = load_model(_hub_classifier(tmp_path / "g", tiny_tokenizer, [f"LABEL_{i}" for i in range(4)]))
+    with pytest.raises(DataError, match="generic labels") as caught:
+        api.align_labels(generic, tiny_splits, tmp_path / "g")
+    assert "set id2label to the dataset's label names" in caught.value.hint
+
+
+def test_distil_from_a_hub_repo_id(tmp_path, fake_hub, tiny_tokenizer, tiny_splits, tiny_label_names):
+    repos, calls = fake_hub
+    order = tiny_label_names[::-1]
+    repos["my-org/tiny-clf"] = _hub_classifier(tmp_path / "repo", tiny_tokenizer, order)
+    train = TrainConfig(epochs=1, batch_size=8, lr=1e-3, patience=0, progress=False, device="cpu", seed=1)
+    cfg = Config(data=DataConfig(max_len=32),
+                 student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16, train=train))
+    [result] = api.distill(cfg, "my-org/tiny-clf", tmp_path / "grid", methods=["soft"], splits=tiny_splits)
+    student, _ = load_model(result.output_dir)
+    assert [student.config.id2label[i] for i in range(4)] == order  # the student speaks the teacher's order
+    cached = tmp_path / "cache" / "models" / "my-org--tiny-clf" / ".textkd-cache"
+    assert any(cached.iterdir())  # teacher outputs live beside the downloaded weights
+    assert len(calls) == 1
+    test = json.loads((result.output_dir / "eval_test.json").read_text())
+    assert test["rows"] == len(tiny_splits.test) and 0.0 <= test["accuracy"] <= 1.0
+    assert sum(test["per_class"][name]["support"] for name in order) == len(tiny_splits.test)
+
+
+def test_ensemble_members_must_share_the_first_teachers_order(tmp_path, tiny_teacher, tiny_tokenizer, tiny_splits,
+                                                              tiny_label_names):
+    from textkd.models.io import save_model
+
+    first = tmp_path / "first"
+    save_model(tiny_teacher, tiny_tokenizer, first, extra={"kind": "teacher"})
+    reversed_order = _hub_classifier(tmp_path / "reversed", tiny_tokenizer, tiny_label_names[::-1])
+    train = TrainConfig(epochs=1, batch_size=8, progress=False, device="cpu")
+    cfg = Config(data=DataConfig(max_len=32),
+                 student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16, train=train))
+    cfg.distill.teachers = [str(reversed_order)]
+    with pytest.raises(DataError, match="lists the dataset's labels in another order than the first teacher"):
+        api.distill(cfg, first, tmp_path / "grid", methods=["soft"], splits=tiny_splits)
+
+
+def test_evaluate_a_hub_model_by_label_name(tmp_path, fake_hub, tiny_tokenizer, tiny_splits, tiny_label_names):
+    repos, _ = fake_hub
+    repos["my-org/tiny-clf"] = _hub_classifier(tmp_path / "repo", tiny_tokenizer, tiny_label_names[::-1])
+    metrics = api.evaluate("my-org/tiny-clf", splits=tiny_splits, max_len=32)
+    assert metrics["rows"] == len(tiny_splits.test)
+    written = tmp_path / "cache" / "models" / "my-org--tiny-clf" / "eval_test.json"
+    assert json.loads(written.read_text())["accuracy"] == metrics["accuracy"]
