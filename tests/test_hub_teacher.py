@@ -16,7 +16,7 @@ from conftest import TINY_BERT
 from textkd import api
 from textkd.config import Config, DataConfig, StudentConfig, TrainConfig
 from textkd.errors import DataError, ModelLoadError
-from textkd.models.io import HUB_FILES, load_model, model_folder
+from textkd.models.io import HUB_FILES, hub_repo_id, load_model, model_folder
 
 
 def _hub_classifier(folder: Path, tokenizer, label_names: list[str]) -> Path:
@@ -69,6 +69,7 @@ def test_a_hub_repo_is_downloaded_once_without_pickles(tmp_path, fake_hub, tiny_
     assert folder == tmp_path / "cache" / "models" / "my-org--tiny-clf"
     assert (folder / "model.safetensors").is_file() and not (folder / "pytorch_model.bin").exists()
     assert calls[0]["allow_patterns"] == HUB_FILES
+    assert hub_repo_id(folder) == "my-org/tiny-clf" and hub_repo_id(tmp_path / "repo") is None
     model, _ = load_model(folder)
     assert model.config.id2label[0] == tiny_label_names[0]
     assert model_folder("my-org/tiny-clf") == folder and len(calls) == 1  # the copy is reused offline
@@ -123,6 +124,8 @@ def test_distil_from_a_hub_repo_id(tmp_path, fake_hub, tiny_tokenizer, tiny_spli
     test = json.loads((result.output_dir / "eval_test.json").read_text())
     assert test["rows"] == len(tiny_splits.test) and 0.0 <= test["accuracy"] <= 1.0
     assert sum(test["per_class"][name]["support"] for name in order) == len(tiny_splits.test)
+    assert "from the teacher [`my-org/tiny-clf`](https://huggingface.co/my-org/tiny-clf)" in \
+        (result.output_dir / "README.md").read_text()
 
 
 def test_ensemble_members_must_share_the_first_teachers_order(tmp_path, tiny_teacher, tiny_tokenizer, tiny_splits,

@@ -170,7 +170,11 @@ def _summary(role: str, marker: dict[str, Any], row: dict[str, Any], dataset: st
     text += _METHODS.get(method, method)
     if method != "none" and teacher_dir is not None:
         backbone = teacher_marker.get("backbone")
-        text += f", from the teacher `{teacher_dir.name}`" + (f" (`{backbone}` backbone)" if backbone else "")
+        from textkd.models.io import hub_repo_id
+
+        repo_id = hub_repo_id(teacher_dir)
+        name = f"[`{repo_id}`](https://huggingface.co/{repo_id})" if repo_id else f"`{teacher_dir.name}`"
+        text += f", from the teacher {name}" + (f" (`{backbone}` backbone)" if backbone else "")
     text += "."
     if marker.get("loss"):
         text += f" Loss: `{marker['loss']}`."

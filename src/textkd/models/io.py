@@ -105,6 +105,7 @@ def _merge_into(staging: Path, target: Path, files: list[str]) -> None:
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # "name" or "owner/name"
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]  # config, weights, tokenizer; never pickles
+HUB_MARKER = "textkd_hub.json"  # in a downloaded folder: {"repo_id": ...}, so cards can name the repo
 
 
 def model_folder(name: str | Path) -> Path:
@@ -153,6 +154,13 @@ def _download(repo_id: str, folder: Path) -> None:
         raise ModelLoadError(f"the hub repo {repo_id!r} has no {WEIGHTS} (textkd never downloads pickle weights)",
                              path=folder, hint="use a repo with safetensors weights, or convert its weights and "
                                                "pass the local folder")
+    atomic_write_json(folder / HUB_MARKER, {"repo_id": repo_id})
+
+
+def hub_repo_id(folder: str | Path) -> str | None:
+    """The hub repo a folder was downloaded from by `model_folder`, else None."""
+    path = Path(folder) / HUB_MARKER
+    return json.loads(path.read_text(encoding="utf-8")).get("repo_id") if path.is_file() else None
 
 
 def load_model(path: str | Path, trust_pickle: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
