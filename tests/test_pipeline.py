@@ -160,5 +160,6 @@ def test_run_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="run.stduents"):
         pipeline.load_run_config(overrides={"run.stduents": "bilstm"})
     missing = tmp_path / "nowhere"
-    with pytest.raises(textkd.ModelLoadError, match="not a trained textkd model"):
+    with pytest.raises(textkd.ModelLoadError, match="not a trained textkd model") as caught:
         pipeline.run(pipeline.load_run_config(overrides={"output_dir": str(tmp_path)}), teacher_dir=missing)
+    assert "textkd distill --teacher" in caught.value.hint

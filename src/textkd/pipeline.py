@@ -115,7 +115,8 @@ def run(cfg: Config, *, teacher_dir: str | Path | None = None, name: str | None 
     _check_settings(settings)
     if teacher_dir is not None and not (Path(teacher_dir) / "textkd_model.json").is_file():
         raise ModelLoadError("not a trained textkd model (no textkd_model.json)", path=teacher_dir,
-                             hint="pass a folder written by `textkd teacher`")
+                             hint="pass a folder written by `textkd teacher`; a hub or other transformers "
+                                  "classifier is distilled with `textkd distill --teacher`")
     splits = api.load_data(cfg.data)
     run_dir = Path(cfg.output_dir) / (name or cfg.name or splits.name)
     teacher = _teacher_dir(run_dir, teacher_dir)
