@@ -150,3 +150,10 @@ def test_evaluate_a_hub_model_by_label_name(tmp_path, fake_hub, tiny_tokenizer, 
     assert metrics["rows"] == len(tiny_splits.test)
     written = tmp_path / "cache" / "models" / "my-org--tiny-clf" / "eval_test.json"
     assert json.loads(written.read_text())["accuracy"] == metrics["accuracy"]
+
+
+def test_predict_with_a_hub_model(tmp_path, fake_hub, tiny_tokenizer, tiny_label_names):
+    repos, _ = fake_hub
+    repos["my-org/tiny-clf"] = _hub_classifier(tmp_path / "repo", tiny_tokenizer, tiny_label_names[::-1])
+    out = api.predict("my-org/tiny-clf", ["heavy rain is expected today"], top_k=4)
+    assert sorted(entry["label"] for entry in out["predictions"][0]["labels"]) == sorted(tiny_label_names)

@@ -370,8 +370,8 @@ def predict(model_dir: str | Path, texts: list[str], *, top_k: int = 3, backend:
             trust_pickle: bool = False) -> dict[str, Any]:
     """Top-k labels with probabilities for each text, and the latency of the call.
 
-    `model_dir` is a textkd model folder or an ONNX export folder (`textkd export`); `trust_pickle` allows a
-    pickle checkpoint (.bin, .pt), which can run arbitrary code when loaded.
+    `model_dir` is a model folder, an ONNX export folder (`textkd export`) or a hub repo id (`model_folder`);
+    `trust_pickle` allows a pickle checkpoint (.bin, .pt), which can run arbitrary code when loaded.
 
     Returns:
         {"model": str, "backend": "torch" | "onnx", "latency_ms": float, "predictions": [{"text": str,
@@ -387,7 +387,7 @@ def predict(model_dir: str | Path, texts: list[str], *, top_k: int = 3, backend:
 
     if not texts:
         raise DataError("no texts to predict", hint="pass texts as arguments or --file FILE")
-    predictor = Predictor(model_dir, backend=backend, trust_pickle=trust_pickle)
+    predictor = Predictor(model_folder(model_dir), backend=backend, trust_pickle=trust_pickle)
     started = time.perf_counter()
     top = predictor.predict(texts, top_k=top_k)
     latency_ms = (time.perf_counter() - started) * 1000

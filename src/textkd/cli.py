@@ -343,7 +343,7 @@ def _metrics_table(m: dict[str, Any]) -> Table:
 @app.command("predict")
 @user_errors
 def predict_cmd(
-    model: Path = typer.Argument(..., help="A saved textkd model folder."),
+    model: Path = typer.Argument(..., help="A saved model folder, an export folder or a hub repo id."),
     texts: list[str] = typer.Argument(None, help="Texts to classify."),
     file: Path | None = typer.Option(None, "--file", "-f", help="A file with one text per line."),
     top_k: int = typer.Option(3, "--top-k", help="How many labels to show per text."),
