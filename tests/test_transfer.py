@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -263,6 +264,25 @@ def test_distill_from_two_teachers(teacher_dir, second_teacher_dir, tiny_bert_di
     bad = _cfg(tiny_bert_dir, teachers=[str(second_teacher_dir)], teacher_weights=[1.0])
     with pytest.raises(ConfigError, match="distill.teacher_weights needs 2 non-negative weights"):
         textkd.distill(bad, teacher_dir, tmp_path / "h", methods=["soft"], splits=tiny_splits)
+
+
+def test_an_ensemble_transfer_set_is_not_the_main_teachers(teacher_dir, second_teacher_dir, tiny_bert_dir, tiny_splits,
+                                                             tmp_path):
+    from textkd.training.cache import CACHE_DIRNAME
+
+    teacher = tmp_path / "teacher"  # a copy with an empty cache
+    shutil.copytree(teacher_dir, teacher, ignore=shutil.ignore_patterns(CACHE_DIRNAME))
+    cache = teacher / CACHE_DIRNAME
+    textkd.distill(_cfg(tiny_bert_dir, augment=1), teacher, tmp_path / "one", methods=["soft"], splits=tiny_splits)
+    [alone] = cache.glob("transfer-*")
+    both = _cfg(tiny_bert_dir, teachers=[str(second_teacher_dir)], augment=1)
+    textkd.distill(both, teacher, tmp_path / "two", methods=["soft"], splits=tiny_splits)
+    [joined] = set(cache.glob("transfer-*")) - {alone}  # not the main teacher's joined outputs, reused
+    logits = np.load(joined / "teacher" / "logits.npy")
+    parts = [np.load(folder / "logits.npy") for folder in sorted(cache.glob("ensemble-*"))]
+    assert len(parts) == 2 and logits.shape[0] == sum(len(p) for p in parts)
+    assert any(np.array_equal(logits, np.concatenate(order)) for order in (parts, parts[::-1]))
+    assert not np.array_equal(logits, np.load(alone / "teacher" / "logits.npy"))
 
 
 def test_an_entry_lock_makes_a_second_run_wait_for_that_entry_only(tmp_path, monkeypatch):

@@ -496,7 +496,11 @@ def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, to
             tokens = cache_root / f"tokens-{tokenizer_fingerprint(tokenizer)}-{max_len}-{file_fingerprint(path)}"
             with entry_lock(tokens):
                 streams.append(encode_file(path, tokenizer, max_len, tokens))
-        key = hashlib.sha256("|".join(s.key for s in streams).encode()).hexdigest()[:16]
+        key = "|".join(s.key for s in streams)
+        if members:  # the joined outputs are an ensemble's, not the main teacher's: its members, weights and T
+            key += "|" + _digest("|".join(teacher_fingerprint(f) for _, _, f in members), weights,
+                                 cfg.distill.temperature)
+        key = hashlib.sha256(key.encode()).hexdigest()[:16]
         folder = cache_root / f"transfer-{key}{'-pooled' if need_pooled else ''}"
         with entry_lock(folder):
             joined = concat_encoded(streams, folder / "student")
