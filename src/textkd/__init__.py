@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from textkd import models as _models  # noqa: F401  (registers the Auto classes)
-from textkd.errors import ConfigError, DataError, ModelLoadError, TextkdError
+from textkd.errors import ConfigError, DataError, HubError, ModelLoadError, TextkdError
 
 if TYPE_CHECKING:
     from textkd.api import TrainResult, distill, evaluate, label, load_data, predict, train_teacher
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     )
     from textkd.data.dataset import DatasetSplits, TextDataset
     from textkd.evaluation.card import write_model_card
+    from textkd.hub import push_to_hub
     from textkd.models.outputs import ClassifierOutput
     from textkd.pipeline import run
 
@@ -36,6 +37,7 @@ _LAZY = {
                       "TrainConfig", "load_config", "save_config"),
     "textkd.data.dataset": ("DatasetSplits", "TextDataset"),
     "textkd.evaluation.card": ("write_model_card",),
+    "textkd.hub": ("push_to_hub",),
     "textkd.models.outputs": ("ClassifierOutput",),
     "textkd.pipeline": ("run",),
 }
@@ -60,6 +62,7 @@ __all__ = [
     "DataError",
     "DatasetSplits",
     "DistillConfig",
+    "HubError",
     "ModelLoadError",
     "RunConfig",
     "StudentConfig",
@@ -74,6 +77,7 @@ __all__ = [
     "load_config",
     "load_data",
     "predict",
+    "push_to_hub",
     "run",
     "save_config",
     "train_teacher",

@@ -31,11 +31,12 @@ from textkd.data.tokenize import encode, texts_fingerprint, tokenizer_fingerprin
 from textkd.errors import ConfigError, DataError
 from textkd.evaluation.card import refresh_model_card
 from textkd.evaluation.metrics import agreement, classification_metrics
+from textkd.hub import model_folder
 from textkd.losses.composite import build_loss
 from textkd.losses.schedules import applicable_schedules, describe_schedules, distill_schedules
 from textkd.models.backbones import build_teacher
 from textkd.models.classifier import TextkdClassifier
-from textkd.models.io import count_parameters, load_model, model_folder, model_size_mb, read_marker
+from textkd.models.io import count_parameters, load_model, model_size_mb, read_marker
 from textkd.models.students import build_student
 from textkd.training.cache import (
     CACHE_DIRNAME,

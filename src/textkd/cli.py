@@ -312,7 +312,7 @@ def evaluate_cmd(
                                                                      "loading one can run arbitrary code."),
 ) -> None:
     """Accuracy, macro/weighted F1, per-class scores, confusion matrix and calibration of a model."""
-    from textkd.models.io import model_folder
+    from textkd.hub import model_folder
 
     model = model_folder(model)
     cfg = None
@@ -443,6 +443,25 @@ def card_cmd(
 
     for model_dir in model_dirs:
         console.print(f"model card: {write_model_card(model_dir, force=force)}")
+
+
+@app.command("push")
+@user_errors
+def push_cmd(
+    model_dir: Path = typer.Argument(..., help="A model folder written by `textkd teacher` or `textkd distill`."),
+    repo_id: str = typer.Argument(..., help="The hub repo to upload to, owner/name (created if needed)."),
+    private: bool = typer.Option(False, "--private", help="Create the repo private."),
+    token: str | None = typer.Option(None, "--token", help="A hub write token (default: `hf auth login`'s or "
+                                                           "$HF_TOKEN)."),
+) -> None:
+    """Upload a model to the Hugging Face hub with its card (README.md), figures and ONNX export.
+
+    Leaves out training state (checkpoint/), a refit's selection run and the teacher-output cache.
+    Example: textkd push runs/banking77/students/bilstm/bilstm-soft my-org/banking77-bilstm
+    """
+    from textkd.hub import push_to_hub
+
+    console.print(f"pushed to {push_to_hub(model_dir, repo_id, private=private, token=token)}")
 
 
 # ----------------------------------------------------------------------------------------------- serve

@@ -54,3 +54,7 @@ class ConfigError(TextkdError):
 
 class ModelLoadError(TextkdError):
     """A model directory or checkpoint cannot be loaded."""
+
+
+class HubError(TextkdError):
+    """A Hugging Face hub operation (a push) failed: authentication, permissions, network."""

@@ -86,7 +86,8 @@ def sweep(
     optuna = _require_optuna()
     from textkd import api
     from textkd.data.loading import load_splits
-    from textkd.models.io import load_model, model_folder
+    from textkd.hub import model_folder
+    from textkd.models.io import load_model
 
     _check_request(cfg, trials, method)
     space = space or SearchSpace()

@@ -170,7 +170,7 @@ def _summary(role: str, marker: dict[str, Any], row: dict[str, Any], dataset: st
     text += _METHODS.get(method, method)
     if method != "none" and teacher_dir is not None:
         backbone = teacher_marker.get("backbone")
-        from textkd.models.io import hub_repo_id
+        from textkd.hub import hub_repo_id
 
         repo_id = hub_repo_id(teacher_dir)
         name = f"[`{repo_id}`](https://huggingface.co/{repo_id})" if repo_id else f"`{teacher_dir.name}`"

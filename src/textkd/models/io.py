@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,7 +31,7 @@ from transformers import (
 
 from textkd.errors import ModelLoadError
 from textkd.models.backbones import load_tokenizer
-from textkd.utils import atomic_write_json, cache_root
+from textkd.utils import atomic_write_json
 
 MARKER = "textkd_model.json"
 SAVING = ".textkd_saving"  # present in a target directory while save_model is replacing its files
@@ -101,66 +100,6 @@ def _merge_into(staging: Path, target: Path, files: list[str]) -> None:
             stale.unlink(missing_ok=True)
     os.replace(staging / MARKER, target / MARKER)
     (target / SAVING).unlink()
-
-
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # "name" or "owner/name"
-HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model"]  # config, weights, tokenizer; never pickles
-HUB_MARKER = "textkd_hub.json"  # in a downloaded folder: {"repo_id": ...}, so cards can name the repo
-
-
-def model_folder(name: str | Path) -> Path:
-    """The folder of a model: `name` itself when it exists, else a Hugging Face hub repo downloaded once.
-
-    A hub repo (any sequence classifier with `model.safetensors`, e.g. a fine-tuned teacher) is downloaded
-    into `<cache>/models/<owner>--<name>` (`$TEXTKD_CACHE_DIR`, else `~/.cache/textkd`): a plain folder that
-    textkd owns, so cached teacher outputs live beside the weights as for a local teacher. Later calls use
-    that copy without the network; delete the folder to fetch the repo again. Only config, safetensors and
-    tokenizer files are fetched.
-
-    Example:
-        >>> model_folder("runs/banking77/teacher")  # doctest: +SKIP
-        PosixPath('runs/banking77/teacher')
-        >>> model_folder("my-org/bert-banking77")  # doctest: +SKIP
-        PosixPath('/home/me/.cache/textkd/models/my-org--bert-banking77')
-    """
-    path = Path(name).expanduser()
-    if path.exists() or not HUB_ID.fullmatch(str(name)):
-        return path
-    folder = cache_root() / "models" / str(name).replace("/", "--")
-    if not ((folder / WEIGHTS).is_file() and (folder / "config.json").is_file()):
-        _download(str(name), folder)
-    return folder
-
-
-def _download(repo_id: str, folder: Path) -> None:
-    from huggingface_hub import snapshot_download
-
-    errors: tuple[type[BaseException], ...] = (OSError, ValueError)  # hub HTTP errors, offline, a bad repo id
-    try:
-        import httpx
-
-        errors += (httpx.HTTPError,)  # network failures below the hub's own errors
-    except ImportError:  # pragma: no cover - older huggingface_hub uses requests (OSError)
-        pass
-    try:
-        snapshot_download(repo_id=repo_id, local_dir=folder, allow_patterns=HUB_FILES)
-    except errors as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ModelLoadError(f"no such model directory, and no Hugging Face hub repo {repo_id!r} could be "
-                             f"downloaded ({reason})", path=repo_id,
-                             hint="check the path, or the repo id and the network (HF_TOKEN for a gated repo)") \
-            from None
-    if not (folder / WEIGHTS).is_file():
-        raise ModelLoadError(f"the hub repo {repo_id!r} has no {WEIGHTS} (textkd never downloads pickle weights)",
-                             path=folder, hint="use a repo with safetensors weights, or convert its weights and "
-                                               "pass the local folder")
-    atomic_write_json(folder / HUB_MARKER, {"repo_id": repo_id})
-
-
-def hub_repo_id(folder: str | Path) -> str | None:
-    """The hub repo a folder was downloaded from by `model_folder`, else None."""
-    path = Path(folder) / HUB_MARKER
-    return json.loads(path.read_text(encoding="utf-8")).get("repo_id") if path.is_file() else None
 
 
 def load_model(path: str | Path, trust_pickle: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

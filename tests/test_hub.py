@@ -1,5 +1,6 @@
-"""A teacher from the Hugging Face hub: a repo id is downloaded once into textkd's cache and distilled from,
-its own label order followed. The download is faked with a local folder (no network here)."""
+"""The Hugging Face hub: a teacher by repo id, downloaded once into textkd's cache and distilled from (its own
+label order followed), and a trained model pushed with its card. The hub is faked with local folders and
+recorded calls (no network here)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
+from typer.testing import CliRunner
 
 from conftest import TINY_BERT
 from textkd import api
+from textkd.cli import app
 from textkd.config import Config, DataConfig, StudentConfig, TrainConfig
-from textkd.errors import DataError, ModelLoadError
-from textkd.models.io import HUB_FILES, hub_repo_id, load_model, model_folder
+from textkd.errors import DataError, HubError, ModelLoadError
+from textkd.hub import HUB_FILES, hub_repo_id, model_folder, push_to_hub
+from textkd.models.io import load_model
 
 
 def _hub_classifier(folder: Path, tokenizer, label_names: list[str]) -> Path:
@@ -157,3 +161,79 @@ def test_predict_with_a_hub_model(tmp_path, fake_hub, tiny_tokenizer, tiny_label
     repos["my-org/tiny-clf"] = _hub_classifier(tmp_path / "repo", tiny_tokenizer, tiny_label_names[::-1])
     out = api.predict("my-org/tiny-clf", ["heavy rain is expected today"], top_k=4)
     assert sorted(entry["label"] for entry in out["predictions"][0]["labels"]) == sorted(tiny_label_names)
+
+
+
+# ------------------------------------------------------------------------------------------------ push
+
+
+@pytest.fixture()
+def fake_upload(monkeypatch):
+    """HfApi.create_repo and upload_folder recorded; the uploaded files are listed with the hub's own filter."""
+    import huggingface_hub
+    from huggingface_hub.utils import filter_repo_objects
+
+    pushed: dict = {}
+
+    def create_repo(self, repo_id, *, private=None, exist_ok=False, **kwargs):
+        pushed.update(repo_id=repo_id, private=private, exist_ok=exist_ok, token=self.token)
+        return huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def upload_folder(self, *, repo_id, folder_path, ignore_patterns=None, commit_message=None, **kwargs):
+        files = sorted(p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file())
+        pushed.update(files=list(filter_repo_objects(files, ignore_patterns=ignore_patterns)), message=commit_message)
+        if pushed.get("fail"):
+            raise OSError("401 Client Error: Unauthorized for url: https://huggingface.co/api/repos/create")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    return pushed
+
+
+@pytest.fixture()
+def student_dir(tmp_path, tiny_tokenizer, tiny_splits, tiny_label_names) -> Path:
+    """An evaluated bilstm student with training leftovers beside it: a checkpoint and a cache folder."""
+    teacher = _hub_classifier(tmp_path / "teacher", tiny_tokenizer, tiny_label_names)
+    train = TrainConfig(epochs=1, batch_size=8, lr=1e-3, patience=0, progress=False, device="cpu", seed=1)
+    cfg = Config(data=DataConfig(max_len=32),
+                 student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16, train=train))
+    [result] = api.distill(cfg, teacher, tmp_path / "grid", methods=["soft"], splits=tiny_splits)
+    for leftover in ("checkpoint/state.pt", ".textkd-cache/x/logits.npy"):
+        (result.output_dir / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (result.output_dir / leftover).write_bytes(b"state")
+    (result.output_dir / "README.md").unlink()
+    return result.output_dir
+
+
+def test_push_uploads_the_model_and_its_card_not_training_state(student_dir, fake_upload):
+    url = push_to_hub(student_dir, "my-org/tiny-bilstm", private=True, token="hf_x")
+    assert url == "https://huggingface.co/my-org/tiny-bilstm"
+    assert (fake_upload["repo_id"], fake_upload["private"], fake_upload["exist_ok"], fake_upload["token"]) == \
+        ("my-org/tiny-bilstm", True, True, "hf_x")
+    files = fake_upload["files"]
+    assert {"README.md", "model.safetensors", "config.json", "textkd_model.json", "eval_test.json",
+            "metrics.jsonl"} <= set(files)
+    assert not [f for f in files if f.startswith(("checkpoint/", ".textkd-cache/"))]
+    assert "library_name: textkd" in (student_dir / "README.md").read_text()  # the card was written first
+    assert "textkd" in fake_upload["message"]
+
+
+def test_push_errors(student_dir, fake_upload, tmp_path):
+    with pytest.raises(ModelLoadError, match="not a textkd model folder"):
+        push_to_hub(tmp_path, "my-org/x")
+    with pytest.raises(HubError, match="'my-org/a/b' is not a hub repo id"):
+        push_to_hub(student_dir, "my-org/a/b")
+    fake_upload["fail"] = True
+    with pytest.raises(HubError, match=r"could not push to 'my-org/x' \(401 Client Error") as caught:
+        push_to_hub(student_dir, "my-org/x")
+    assert "hf auth login" in caught.value.hint
+
+
+def test_push_command(student_dir, fake_upload):
+    result = CliRunner().invoke(app, ["push", str(student_dir), "my-org/tiny-bilstm"])
+    assert result.exit_code == 0, result.output
+    assert "pushed to https://huggingface.co/my-org/tiny-bilstm" in result.output
+    assert fake_upload["private"] is False
+    fake_upload["fail"] = True
+    result = CliRunner().invoke(app, ["push", str(student_dir), "my-org/tiny-bilstm"])
+    assert result.exit_code == 2 and "could not push" in result.output
