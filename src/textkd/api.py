@@ -189,7 +189,7 @@ def distill(
 
     Args:
         teacher_dir: a teacher saved by `train_teacher`, any sequence-classifier folder, or a Hugging Face hub
-            repo id (downloaded once; see `models.io.model_folder`). Its labels must be the dataset's; a
+            repo id (downloaded once; see `textkd.hub.model_folder`). Its labels must be the dataset's; a
             different order is followed (`align_labels`).
         output_dir: the grid folder; each method writes `<output_dir>/<student>-<method>/`.
         methods: any of none, hard, soft, soft+hidden; default `[cfg.distill.method]`.
@@ -290,8 +290,8 @@ def _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path,
             with entry_lock(cache_folder(folder, inputs)):
                 parts.append(teacher_outputs(model, inputs, teacher_dir=folder, batch_size=train_cfg.eval_batch_size,
                                              device=device))
-        key = "|".join([cache_key(teacher_dir, train, prefix)] + [teacher_fingerprint(f) for _, _, f in members])
-        folder = teacher_dir / CACHE_DIRNAME / f"ensemble-{_digest(key, weights, cfg.distill.temperature)}"
+        tag = _ensemble_digest(cache_key(teacher_dir, train, prefix), members, weights, cfg.distill.temperature)
+        folder = teacher_dir / CACHE_DIRNAME / f"ensemble-{tag}"
         with entry_lock(folder):
             cached = combine_teachers(parts, weights, cfg.distill.temperature, folder)
     transfer = None
@@ -462,8 +462,9 @@ def _other_teachers(cfg, method: str, splits, cached) -> tuple[list[tuple[Any, A
     return members, weights
 
 
-def _digest(key: str, weights: list[float], temperature: float) -> str:
-    """The cache folder tag of an ensemble's combined outputs."""
+def _ensemble_digest(key: str, members, weights: list[float], temperature: float) -> str:
+    """The cache tag of an ensemble's outputs over the rows `key` names: its further teachers, weights and T."""
+    key = "|".join([key] + [teacher_fingerprint(folder) for _, _, folder in members])
     return hashlib.sha256(f"{key}|{weights}|{temperature}".encode()).hexdigest()[:16]
 
 
@@ -489,8 +490,8 @@ def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, to
         for path in files:
             parts = labelled[path]
             if members:
-                key = f"{file_fingerprint(path)}|{max_len}|" + "|".join(teacher_fingerprint(f) for _, _, f in members)
-                ensemble = cache_root / f"ensemble-{_digest(key, weights, cfg.distill.temperature)}"
+                tag = _ensemble_digest(f"{file_fingerprint(path)}|{max_len}", members, weights, cfg.distill.temperature)
+                ensemble = cache_root / f"ensemble-{tag}"
                 with entry_lock(ensemble):
                     parts = [combine_teachers(parts, weights, cfg.distill.temperature, ensemble)]
             outputs.append(parts[0])
@@ -498,9 +499,8 @@ def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, to
             with entry_lock(tokens):
                 streams.append(encode_file(path, tokenizer, max_len, tokens))
         key = "|".join(s.key for s in streams)
-        if members:  # the joined outputs are an ensemble's, not the main teacher's: its members, weights and T
-            key += "|" + _digest("|".join(teacher_fingerprint(f) for _, _, f in members), weights,
-                                 cfg.distill.temperature)
+        if members:  # the joined outputs are an ensemble's, not the main teacher's
+            key = _ensemble_digest(key, members, weights, cfg.distill.temperature)
         key = hashlib.sha256(key.encode()).hexdigest()[:16]
         folder = cache_root / f"transfer-{key}{'-pooled' if need_pooled else ''}"
         with entry_lock(folder):
