@@ -57,9 +57,8 @@ def _download(repo_id: str, folder: Path) -> None:
     try:
         snapshot_download(repo_id=repo_id, local_dir=folder, allow_patterns=HUB_FILES)
     except errors as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ModelLoadError(f"no such model directory, and no Hugging Face hub repo {repo_id!r} could be "
-                             f"downloaded ({reason})", path=repo_id,
+                             f"downloaded ({_first_line(err)})", path=repo_id,
                              hint="check the path, or the repo id and the network (HF_TOKEN for a gated repo)") \
             from None
     if not (folder / WEIGHTS).is_file():
@@ -111,8 +110,12 @@ def push_to_hub(model_dir: str | Path, repo_id: str, *, private: bool = False, t
         api.upload_folder(repo_id=repo_id, folder_path=folder, ignore_patterns=PUSH_IGNORE,
                           commit_message=commit_message or f"Upload {folder.name} (textkd {__version__})")
     except (OSError, ValueError) as err:  # hub HTTP errors (401, 403, 404), network failures, bad arguments
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise HubError(f"could not push to {repo_id!r} ({reason})", path=folder,
+        raise HubError(f"could not push to {repo_id!r} ({_first_line(err)})", path=folder,
                        hint="log in with `hf auth login` or pass --token (a write token), and check the repo "
                             "id's owner") from None
     return str(url)
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an error's message (hub errors add the server's reply on further lines)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
