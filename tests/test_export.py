@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import textkd
 from textkd.cli import app
-from textkd.errors import ConfigError, ModelLoadError
+from textkd.errors import ConfigError, DataError, ModelLoadError
 from textkd.export import onnx as onnx_export
 from textkd.export.onnx import ExportDriftError, MaskedBiLSTM, OnnxBackend, OnnxTokenizer, export_onnx
 from textkd.models.classifier import label_maps
@@ -139,6 +139,19 @@ def test_exported_folder_predicts_like_pytorch(teacher_export, teacher_dir, tiny
     assert result["backend"] == "onnx" and len(result["predictions"][0]["labels"]) == 2
     # A model folder with an export in onnx/ also runs on ONNX Runtime when asked.
     assert Predictor(teacher_dir, backend="onnx").predict(tiny_texts[:1])[0][0]["label"] == torch_top[0]
+
+
+def test_a_single_string_is_one_text_not_its_characters(teacher_dir, tiny_texts):
+    predictor = Predictor(teacher_dir, backend="torch")
+    text = tiny_texts[0]
+    assert len(text) > 1
+    one = predictor.predict(text, top_k=2)
+    assert one == predictor.predict([text], top_k=2) and len(one) == 1
+    assert predictor.logits(text).shape == (1, len(predictor.labels))
+    result = textkd.predict(teacher_dir, text)
+    assert [p["text"] for p in result["predictions"]] == [text]
+    with pytest.raises(DataError, match="no texts to predict"):
+        textkd.predict(teacher_dir, [])
 
 
 RAW_RUNTIME = """

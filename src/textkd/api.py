@@ -367,12 +367,13 @@ def evaluate(
     return metrics
 
 
-def predict(model_dir: str | Path, texts: list[str], *, top_k: int = 3, backend: str = "auto",
+def predict(model_dir: str | Path, texts: str | list[str], *, top_k: int = 3, backend: str = "auto",
             trust_pickle: bool = False) -> dict[str, Any]:
     """Top-k labels with probabilities for each text, and the latency of the call.
 
     `model_dir` is a model folder, an ONNX export folder (`textkd export`) or a hub repo id (`model_folder`);
-    `trust_pickle` allows a pickle checkpoint (.bin, .pt), which can run arbitrary code when loaded.
+    `texts` a list of texts, or one string for a single text; `trust_pickle` allows a pickle checkpoint (.bin,
+    .pt), which can run arbitrary code when loaded.
 
     Returns:
         {"model": str, "backend": "torch" | "onnx", "latency_ms": float, "predictions": [{"text": str,
@@ -384,8 +385,9 @@ def predict(model_dir: str | Path, texts: list[str], *, top_k: int = 3, backend:
         >>> out["predictions"][0]["labels"][0]["label"]  # doctest: +SKIP
         'business'
     """
-    from textkd.predictor import Predictor
+    from textkd.predictor import Predictor, as_texts
 
+    texts = as_texts(texts)
     if not texts:
         raise DataError("no texts to predict", hint="pass texts as arguments or --file FILE")
     predictor = Predictor(model_folder(model_dir), backend=backend, trust_pickle=trust_pickle)

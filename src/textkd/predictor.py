@@ -60,6 +60,16 @@ class TorchBackend:
         return out.logits.float().cpu().numpy()
 
 
+def as_texts(texts: str | Any) -> list[str]:
+    """A list of texts: a single string is one text (iterating it would give its characters).
+
+    Example:
+        >>> as_texts("card not working"), as_texts(("a", "b"))
+        (['card not working'], ['a', 'b'])
+    """
+    return [texts] if isinstance(texts, str) else list(texts)
+
+
 def is_onnx_dir(path: str | Path) -> bool:
     return (Path(path) / ONNX_FILE).is_file()
 
@@ -112,9 +122,12 @@ class Predictor:
                              return_tensors="np")
         return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
 
-    def logits(self, texts: list[str]) -> np.ndarray:
-        """(N, C) float32 logits, computed in length-sorted batches, returned in input order."""
-        texts = list(texts)
+    def logits(self, texts: str | list[str]) -> np.ndarray:
+        """(N, C) float32 logits, computed in length-sorted batches, returned in input order.
+
+        A single string is one text (N = 1), never a sequence of characters.
+        """
+        texts = as_texts(texts)
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
         for start in range(0, len(texts), self.batch_size):
@@ -123,14 +136,15 @@ class Predictor:
             out[rows] = self.backend.logits(ids, mask)
         return out
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
+    def predict_proba(self, texts: str | list[str]) -> np.ndarray:
         """(N, C) class probabilities."""
         logits = self.logits(texts)
         shifted = np.exp(logits - logits.max(-1, keepdims=True))
         return shifted / shifted.sum(-1, keepdims=True)
 
-    def predict(self, texts: list[str], top_k: int = 3) -> list[list[dict[str, Any]]]:
-        """For each text, the `top_k` labels as [{"label", "score"}] by decreasing probability."""
+    def predict(self, texts: str | list[str], top_k: int = 3) -> list[list[dict[str, Any]]]:
+        """For each text, the `top_k` labels as [{"label", "score"}] by decreasing probability (a single string
+        gives a list of one)."""
         probs = self.predict_proba(texts)
         k = max(1, min(top_k, len(self.labels)))
         top = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
