@@ -106,7 +106,7 @@ def test_resume_reuses_finished_students_and_refuses_a_changed_config(teacher_di
 def test_bilstm_student_with_own_tokenizer_reads_teacher_stream(teacher_dir, tiny_bert_dir, tiny_splits, tmp_path):
     cfg = _config(tiny_bert_dir, preset="bilstm", tokenizer="wordpiece", num_layers=None, hidden_size=None)
     cfg.student.train.epochs = 1
-    (result,) = textkd.distill(cfg, teacher_dir, tmp_path, methods=["soft+hidden"], splits=tiny_splits)
+    (result,) = textkd.distill(cfg, teacher_dir, tmp_path, methods="soft+hidden", splits=tiny_splits)  # one name
     model, _ = load_model(result.output_dir)
     assert type(model).__name__ == "BiLSTMClassifier"
 
@@ -115,6 +115,8 @@ def test_unknown_method_and_label_mismatch(teacher_dir, tiny_bert_dir, tiny_spli
     cfg = _config(tiny_bert_dir)
     with pytest.raises(textkd.ConfigError, match="unknown method 'sfot'"):
         textkd.distill(cfg, teacher_dir, tmp_path, methods=["sfot"], splits=tiny_splits)
+    with pytest.raises(textkd.ConfigError, match="unknown method 'sfot'"):  # one name, not its letters
+        textkd.distill(cfg, teacher_dir, tmp_path, methods="sfot", splits=tiny_splits)
     other = copy.deepcopy(tiny_splits)
     other.train.label_names = ["a", "b", "c", "d"]
     with pytest.raises(textkd.DataError, match="labels differ"):

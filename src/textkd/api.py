@@ -181,7 +181,7 @@ def distill(
     teacher_dir: str | Path,
     output_dir: str | Path | None = None,
     *,
-    methods: list[str] | None = None,
+    methods: str | list[str] | None = None,
     resume: bool = False,
     splits: DatasetSplits | None = None,
 ) -> list[TrainResult]:
@@ -192,13 +192,13 @@ def distill(
             repo id (downloaded once; see `textkd.hub.model_folder`). Its labels must be the dataset's; a
             different order is followed (`align_labels`).
         output_dir: the grid folder; each method writes `<output_dir>/<student>-<method>/`.
-        methods: any of none, hard, soft, soft+hidden; default `[cfg.distill.method]`.
+        methods: any of none, hard, soft, soft+hidden (a list, or one name); default `[cfg.distill.method]`.
 
     Example:
         >>> results = distill(cfg, "runs/bbc/teacher", methods=["none", "soft"])  # doctest: +SKIP
         >>> [r.test_metrics["accuracy"] for r in results]  # doctest: +SKIP
     """
-    methods = methods or [cfg.distill.method]
+    methods = [methods] if isinstance(methods, str) else (methods or [cfg.distill.method])
     for method in methods:
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r}", hint=f"choose from {', '.join(METHODS)}")
