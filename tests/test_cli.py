@@ -179,6 +179,15 @@ def test_predict_missing_model_is_one_line(tmp_path):
     assert result.exit_code == 2 and "model folder not found" in result.output
 
 
+def test_predict_reads_texts_from_stdin(tiny_teacher, tiny_tokenizer, tmp_path):
+    save_model(tiny_teacher, tiny_tokenizer, tmp_path / "m")
+    result = runner.invoke(app, ["predict", str(tmp_path / "m"), "--file", "-", "--json"],
+                           input="rain is expected\n\n  the coach praised the team  \n")
+    assert result.exit_code == 0, result.output
+    texts = [p["text"] for p in json.loads(result.output)["predictions"]]
+    assert texts == ["rain is expected", "the coach praised the team"]
+
+
 def test_card_refuses_a_folder_that_is_not_an_evaluated_model(tiny_teacher, tiny_tokenizer, tmp_path):
     result = invoke("card", tmp_path)
     assert result.exit_code == 2 and "not a textkd model folder" in result.output

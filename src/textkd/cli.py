@@ -345,7 +345,7 @@ def _metrics_table(m: dict[str, Any]) -> Table:
 def predict_cmd(
     model: Path = typer.Argument(..., help="A saved model folder, an export folder or a hub repo id."),
     texts: list[str] = typer.Argument(None, help="Texts to classify."),
-    file: Path | None = typer.Option(None, "--file", "-f", help="A file with one text per line."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="A file with one text per line; - reads stdin."),
     top_k: int = typer.Option(3, "--top-k", help="How many labels to show per text."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: model, latency_ms, predictions."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
@@ -366,6 +366,9 @@ def predict_cmd(
 
 
 def _read_lines(path: Path) -> list[str]:
+    """The non-blank lines of a UTF-8 file, stripped; `-` is standard input."""
+    if str(path) == "-":
+        return [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
     if not path.is_file():
         raise TextkdError("file not found", path=path)
     try:
