@@ -14,6 +14,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 from typer.testing import CliRunner
 
+import textkd
 from conftest import TINY_BERT
 from textkd import api
 from textkd.cli import app
@@ -161,6 +162,22 @@ def test_predict_with_a_hub_model(tmp_path, fake_hub, tiny_tokenizer, tiny_label
     repos["my-org/tiny-clf"] = _hub_classifier(tmp_path / "repo", tiny_tokenizer, tiny_label_names[::-1])
     out = api.predict("my-org/tiny-clf", ["heavy rain is expected today"], top_k=4)
     assert sorted(entry["label"] for entry in out["predictions"][0]["labels"]) == sorted(tiny_label_names)
+    predictor = textkd.Predictor("my-org/tiny-clf")  # load once, classify many times
+    assert predictor.model_dir == tmp_path / "cache" / "models" / "my-org--tiny-clf"
+    assert predictor.labels == tiny_label_names[::-1]
+
+
+def test_serve_a_hub_model(tmp_path, fake_hub, tiny_tokenizer, tiny_label_names):
+    from fastapi.testclient import TestClient
+
+    from textkd.serving import create_app
+
+    repos, _ = fake_hub
+    repos["my-org/tiny-clf"] = _hub_classifier(tmp_path / "repo", tiny_tokenizer, tiny_label_names[::-1])
+    with TestClient(create_app("my-org/tiny-clf")) as client:
+        assert client.get("/labels").json() == {"labels": tiny_label_names[::-1]}
+        answer = client.post("/predict", json={"texts": ["heavy rain is expected today"], "top_k": 1})
+        assert answer.status_code == 200 and answer.json()["predictions"][0]["labels"][0]["label"] in tiny_label_names
 
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from textkd.hub import push_to_hub
     from textkd.models.outputs import ClassifierOutput
     from textkd.pipeline import run
+    from textkd.predictor import Predictor
 
 # Public names resolve on first use, so `import textkd` stays cheap (the CLI imports what it needs).
 _LAZY = {
@@ -40,6 +41,7 @@ _LAZY = {
     "textkd.hub": ("push_to_hub",),
     "textkd.models.outputs": ("ClassifierOutput",),
     "textkd.pipeline": ("run",),
+    "textkd.predictor": ("Predictor",),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -64,6 +66,7 @@ __all__ = [
     "DistillConfig",
     "HubError",
     "ModelLoadError",
+    "Predictor",
     "RunConfig",
     "StudentConfig",
     "TeacherConfig",

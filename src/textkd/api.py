@@ -390,7 +390,7 @@ def predict(model_dir: str | Path, texts: str | list[str], *, top_k: int = 3, ba
     texts = as_texts(texts)
     if not texts:
         raise DataError("no texts to predict", hint="pass texts as arguments or --file FILE")
-    predictor = Predictor(model_folder(model_dir), backend=backend, trust_pickle=trust_pickle)
+    predictor = Predictor(model_dir, backend=backend, trust_pickle=trust_pickle)
     started = time.perf_counter()
     top = predictor.predict(texts, top_k=top_k)
     latency_ms = (time.perf_counter() - started) * 1000

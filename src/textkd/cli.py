@@ -473,7 +473,7 @@ def push_cmd(
 @app.command("serve")
 @user_errors
 def serve_cmd(
-    model: Path = typer.Argument(..., help="A saved textkd model folder or an ONNX export folder."),
+    model: Path = typer.Argument(..., help="A saved textkd model folder, an ONNX export folder or a hub repo id."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 opens it to the network)."),
     port: int = typer.Option(8000, help="TCP port."),
     backend: str = typer.Option("auto", help="auto (ONNX when the folder holds model.onnx) | torch | onnx."),

@@ -94,7 +94,8 @@ class Predictor:
     """Classify texts with a saved model: top-k labels and probabilities.
 
     Args:
-        model_dir: a textkd model folder or an ONNX export folder.
+        model_dir: a textkd model folder, an ONNX export folder, or a Hugging Face hub repo id (downloaded once,
+            see `textkd.hub.model_folder`).
         backend: "auto" (ONNX when the folder holds model.onnx), "torch" or "onnx".
         max_len: tokens per text (default: the model's training setting, else 128).
         batch_size: texts per forward pass.
@@ -109,8 +110,10 @@ class Predictor:
         batch_size: int = 64,
         **backend_kwargs: Any,
     ) -> None:
-        self.model_dir = Path(model_dir)
-        self.backend = load_backend(model_dir, backend, **backend_kwargs)
+        from textkd.hub import model_folder
+
+        self.model_dir = model_folder(model_dir)
+        self.backend = load_backend(self.model_dir, backend, **backend_kwargs)
         self.tokenizer = self.backend.tokenizer
         self.labels: list[str] = list(self.backend.labels)
         self.max_len = max_len or _trained_max_len(self.model_dir) or 128

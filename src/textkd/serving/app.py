@@ -240,7 +240,7 @@ def create_app(
     """A FastAPI app serving the model in `model_dir` (loaded now: a bad folder fails here, not per request).
 
     Args:
-        model_dir: a textkd model folder or an ONNX export folder.
+        model_dir: a textkd model folder, an ONNX export folder or a hub repo id (downloaded once).
         backend: "auto", "torch" or "onnx" (see `textkd.predictor.Predictor`).
         max_texts, max_chars, max_body_bytes: request limits, answered with 413.
         max_batch, max_wait_ms: micro-batching (texts per forward pass, wait for more requests).
@@ -263,7 +263,7 @@ def create_app(
 
         torch.set_num_threads(threads)
     batcher = MicroBatcher(predictor.predict_proba, max_batch=max_batch, max_wait_ms=max_wait_ms)
-    state = ServiceState(predictor, batcher, limits, str(model_dir), _model_info(Path(model_dir)))
+    state = ServiceState(predictor, batcher, limits, str(model_dir), _model_info(predictor.model_dir))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
