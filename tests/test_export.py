@@ -154,6 +154,17 @@ def test_a_single_string_is_one_text_not_its_characters(teacher_dir, tiny_texts)
         textkd.predict(teacher_dir, [])
 
 
+def test_evaluate_cuts_texts_at_the_models_training_length(tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path):
+    path = save_model(tiny_teacher, tiny_tokenizer, tmp_path / "m", extra={"kind": "teacher", "data": {"max_len": 5}})
+    assert Predictor(path).max_len == 5
+    trained = textkd.evaluate(path, splits=tiny_splits, write=False)
+    assert trained["max_len"] == 5
+    assert trained["accuracy"] == textkd.evaluate(path, splits=tiny_splits, max_len=5, write=False)["accuracy"]
+    assert textkd.evaluate(path, splits=tiny_splits, max_len=9, write=False)["max_len"] == 9  # asked for
+    plain = save_model(tiny_teacher, tiny_tokenizer, tmp_path / "plain", extra={"kind": "teacher"})
+    assert textkd.evaluate(plain, splits=tiny_splits, write=False)["max_len"] == 128  # nothing recorded
+
+
 RAW_RUNTIME = """
 import json, sys
 sys.modules["torch"] = None  # prove the folder runs without torch (and without textkd)

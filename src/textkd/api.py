@@ -329,36 +329,41 @@ def evaluate(
 ) -> dict[str, Any]:
     """Accuracy, macro/weighted F1, per-class scores, confusion matrix and ECE of a saved model.
 
-    Without `data`, the dataset the model was trained on is used (from its `textkd_model.json`).
-    The metrics are written to `<model_dir>/eval_<split>.json` unless `write=False`. `trust_pickle` allows a
-    pickle checkpoint (.bin, .pt); loading one can run arbitrary code.
+    Without `data`, the dataset the model was trained on is used (from its `textkd_model.json`). Texts are cut
+    to `max_len` tokens, by default the model's training setting (else `data.max_len`, else 128); a teacher
+    for the agreement figure uses its own. The metrics are written to `<model_dir>/eval_<split>.json` unless
+    `write=False`. `trust_pickle` allows a pickle checkpoint (.bin, .pt); loading one can run arbitrary code.
 
     Example:
         >>> m = evaluate("runs/bbc/teacher")  # doctest: +SKIP
         >>> round(m["accuracy"], 3)  # doctest: +SKIP
     """
+    from textkd.predictor import trained_max_len
+
     model_dir = model_folder(model_dir)
     model, tokenizer = load_model(model_dir, trust_pickle=trust_pickle)
     if splits is None:
         data = data or _model_data_config(model_dir)
         splits = load_splits(data)
-        max_len = max_len or data.max_len
+    max_len = max_len or trained_max_len(model_dir) or (data.max_len if data is not None else 128)
     dataset = splits.split(split)
     labels = _labels_for_model(model, dataset, model_dir)
-    inputs = ModelInputs({STUDENT: encode(dataset.texts, tokenizer, max_len or 128)}, labels)
+    inputs = ModelInputs({STUDENT: encode(dataset.texts, tokenizer, max_len)}, labels)
     started = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     logits = forward_outputs(model.to(device), inputs, batch_size, device=device)["logits"]
     metrics = classification_metrics(labels, logits.argmax(-1), probs=softmax(logits),
                                      label_names=_model_labels(model),
                                      out_of_scope_label=splits.out_of_scope_label)
-    metrics.update({"split": split, "rows": len(dataset), "dataset": splits.name, "notes": splits.notes,
-                    "partial_train": splits.partial, "eval_s": round(time.perf_counter() - started, 3)})
+    metrics.update({"split": split, "rows": len(dataset), "max_len": max_len, "dataset": splits.name,
+                    "notes": splits.notes, "partial_train": splits.partial,
+                    "eval_s": round(time.perf_counter() - started, 3)})
     if teacher_dir is not None:
         teacher_dir = model_folder(teacher_dir)
         teacher, teacher_tokenizer = load_model(teacher_dir)
         teacher.to(device)
-        teacher_inputs = ModelInputs({STUDENT: encode(dataset.texts, teacher_tokenizer, max_len or 128)}, labels)
+        teacher_len = trained_max_len(teacher_dir) or max_len
+        teacher_inputs = ModelInputs({STUDENT: encode(dataset.texts, teacher_tokenizer, teacher_len)}, labels)
         teacher_logits = teacher_outputs(teacher, teacher_inputs, teacher_dir=teacher_dir, batch_size=batch_size,
                                          device=device).logits
         metrics["agreement_with_teacher"] = agreement(logits.argmax(-1), np.asarray(teacher_logits).argmax(-1))

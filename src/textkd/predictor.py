@@ -116,7 +116,7 @@ class Predictor:
         self.backend = load_backend(self.model_dir, backend, **backend_kwargs)
         self.tokenizer = self.backend.tokenizer
         self.labels: list[str] = list(self.backend.labels)
-        self.max_len = max_len or _trained_max_len(self.model_dir) or 128
+        self.max_len = max_len or trained_max_len(self.model_dir) or 128
         self.batch_size = batch_size
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +155,7 @@ class Predictor:
                                                                                                          strict=True)]
 
 
-def _trained_max_len(model_dir: Path) -> int | None:
+def trained_max_len(model_dir: Path) -> int | None:
     """The max_len the model was trained with, from its textkd_model.json, if recorded."""
     marker = model_dir / "textkd_model.json"
     if not marker.is_file():
