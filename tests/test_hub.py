@@ -181,6 +181,21 @@ def test_serve_a_hub_model(tmp_path, fake_hub, tiny_tokenizer, tiny_label_names)
 
 
 
+def test_export_and_bench_a_hub_model(tmp_path, fake_hub, tiny_tokenizer, tiny_label_names):
+    from textkd.evaluation.bench import bench
+    from textkd.export.onnx import export_onnx
+
+    repos, _ = fake_hub
+    repos["my-org/tiny-clf"] = _hub_classifier(tmp_path / "repo", tiny_tokenizer, tiny_label_names)
+    folder = tmp_path / "cache" / "models" / "my-org--tiny-clf"
+    info = export_onnx("my-org/tiny-clf", parity_texts=["heavy rain is expected today"])
+    assert Path(info["output_dir"]) == folder / "onnx" and info["fp32"]["argmax_agreement"] == 1.0
+    out = bench(["my-org/tiny-clf"], texts=["heavy rain", "the bank raised rates"], backends=["torch", "onnx"],
+                threads=[1], warmup=1, runs=3, throughput_texts=4)
+    assert out["models"][0]["model"] == str(folder) and (folder / "bench.json").is_file()
+    assert {row["backend"] for row in out["results"]} == {"torch", "onnx"}
+
+
 # ------------------------------------------------------------------------------------------------ push
 
 

@@ -506,7 +506,8 @@ def serve_cmd(
 @app.command("bench")
 @user_errors
 def bench_cmd(
-    models: list[Path] = typer.Argument(..., help="Model folders; the first is the speed-up baseline (the teacher)."),
+    models: list[Path] = typer.Argument(..., help="Model folders or hub repo ids; the first is the speed-up "
+                                                  "baseline (the teacher)."),
     data: str | None = typer.Option(None, "--data", help="Dataset whose test texts are timed (default: the "
                                                          "first model's own)."),
     data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
@@ -548,7 +549,7 @@ def _thread_counts(text: str) -> list[int | None]:
 @app.command("export")
 @user_errors
 def export_cmd(
-    model: Path = typer.Argument(..., help="A saved textkd model folder."),
+    model: Path = typer.Argument(..., help="A saved model folder or a hub repo id."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Export folder (default MODEL/onnx)."),
     onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Export to ONNX (the only format so far)."),
     int8: bool = typer.Option(False, "--int8", help="Also write model.int8.onnx (dynamic int8 quantisation)."),

@@ -35,6 +35,7 @@ from rich.table import Table
 from textkd.config import DataConfig
 from textkd.errors import ConfigError
 from textkd.evaluation.card import refresh_model_card
+from textkd.hub import model_folder
 from textkd.utils import atomic_write_json
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -59,8 +60,9 @@ def bench(
     """Measure every model with every backend at every thread setting (see the module docstring).
 
     Args:
-        model_dirs: saved textkd model folders (or export folders, which have no "torch" backend); the first
-            is the baseline of `speedup_vs_first` (typically the teacher).
+        model_dirs: saved textkd model folders, export folders (which have no "torch" backend) or hub repo ids
+            (downloaded once, `textkd.hub.model_folder`); the first is the baseline of `speedup_vs_first`
+            (typically the teacher).
         texts: the texts to time; default the test texts of `data`, else of the first model's dataset.
         backends: any of "torch", "onnx", "onnx-int8".
         threads: thread counts; None means all: torch's default count (the physical cores), for every backend.
@@ -88,6 +90,7 @@ def bench(
 
     if not model_dirs:
         raise ConfigError("no models to benchmark", hint="pass one or more model folders")
+    model_dirs = [model_folder(d) for d in model_dirs]
     _check_choices(backends, threads, runs)
     texts = bench_texts(model_dirs[0], texts, data)
     targets = list(export_dirs) if export_dirs is not None else [None] * len(model_dirs)

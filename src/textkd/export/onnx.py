@@ -316,7 +316,8 @@ def export_onnx(
     """Export a saved textkd model to ONNX (+ int8), check parity with PyTorch, write export.json.
 
     Args:
-        model_dir: a folder saved by textkd (teacher, transformer or BiLSTM student).
+        model_dir: a folder saved by textkd (teacher, transformer or BiLSTM student), any BERT-like sequence
+            classifier folder, or a hub repo id (downloaded once, `textkd.hub.model_folder`).
         output_dir: the export folder (default `<model_dir>/onnx`); an earlier export there is replaced.
         int8: also write model.int8.onnx (dynamic quantisation, QInt8 weights).
         opset: ONNX opset, 14 to 20.
@@ -342,7 +343,9 @@ def export_onnx(
     from textkd.models.io import load_model, read_marker
 
     started = time.perf_counter()
-    model_dir = Path(model_dir)
+    from textkd.hub import model_folder
+
+    model_dir = model_folder(model_dir)
     out = Path(output_dir) if output_dir is not None else model_dir / EXPORT_DIRNAME
     _check_target(model_dir, out, opset)
     model, tokenizer = load_model(model_dir)
