@@ -362,7 +362,8 @@ def predict_cmd(
     for pred in result["predictions"]:
         labels = ", ".join(f"{p['label']} {p['score']:.3f}" for p in pred["labels"])
         console.print(f"{pred['text'][:80]!r}: {labels}", highlight=False)
-    console.print(f"{len(items)} texts in {result['latency_ms']:.1f} ms", style="dim")
+    count = len(result["predictions"])
+    console.print(f"{count} text{'s' if count != 1 else ''} in {result['latency_ms']:.1f} ms", style="dim")
 
 
 def _read_lines(path: Path) -> list[str]:
