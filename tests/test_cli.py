@@ -57,6 +57,23 @@ def test_data_list_and_show_embedded():
     assert sum(s["rows"] for s in stats["splits"].values()) == 2225
 
 
+def test_tables_written_to_a_pipe_are_not_cut(monkeypatch):
+    import io
+
+    from textkd import cli
+    from textkd.utils import PIPED_WIDTH, results_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr("sys.stdout", io.StringIO())  # not a terminal
+    assert results_console().width == PIPED_WIDTH
+    monkeypatch.setattr(cli, "console", results_console())
+    shown = invoke("data", "show", "bbc-news")
+    assert shown.exit_code == 0, shown.output
+    assert "length (words) p50/p90/p95/p99/max" in shown.output and "…" not in shown.output
+    monkeypatch.setenv("COLUMNS", "100")
+    assert results_console().width == 100
+
+
 @pytest.mark.realdata
 def test_data_show_banking77(data_dir):
     result = invoke("data", "show", "banking77", "--data-dir", data_dir)

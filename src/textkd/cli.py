@@ -22,6 +22,7 @@ from rich.table import Table
 from textkd import api
 from textkd.config import Config, DataConfig, load_config, parse_cli_overrides
 from textkd.errors import TextkdError
+from textkd.utils import results_console
 
 app = typer.Typer(
     name="textkd",
@@ -33,7 +34,7 @@ app = typer.Typer(
 data_app = typer.Typer(help="List dataset presets and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-console = Console()
+console = results_console()
 
 
 def _version(show: bool) -> None:

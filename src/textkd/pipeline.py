@@ -49,9 +49,9 @@ from textkd.config import (
 from textkd.data.dataset import DatasetSplits
 from textkd.errors import ConfigError, ModelLoadError, TextkdError
 from textkd.evaluation.report import COLUMNS, EXPORT_DIRNAME, MANIFEST, build_report, machine_info, table_rows
-from textkd.utils import atomic_write_json
+from textkd.utils import atomic_write_json, results_console
 
-console = Console()
+console = results_console()
 
 
 def run_settings(cfg: Config) -> RunConfig:

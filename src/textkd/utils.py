@@ -1,15 +1,27 @@
-"""Small shared helpers: atomic writes, seeding, JSON lines."""
+"""Small shared helpers: atomic writes, seeding, JSON lines, the results console."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+PIPED_WIDTH = 160  # columns of tables written to a file or a pipe
+
+
+def results_console():
+    """A rich Console for results on stdout: the terminal's width, or `PIPED_WIDTH` columns when stdout is a
+    file or a pipe, where rich would assume 80 and cut table cells to "..."; `$COLUMNS` wins when set."""
+    from rich.console import Console
+
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(width=PIPED_WIDTH if piped else None)
 
 
 def cache_root() -> Path:
