@@ -330,9 +330,10 @@ def evaluate(
     """Accuracy, macro/weighted F1, per-class scores, confusion matrix and ECE of a saved model.
 
     Without `data`, the dataset the model was trained on is used (from its `textkd_model.json`). Texts are cut
-    to `max_len` tokens, by default the model's training setting (else `data.max_len`, else 128); a teacher
-    for the agreement figure uses its own. The metrics are written to `<model_dir>/eval_<split>.json` unless
-    `write=False`. `trust_pickle` allows a pickle checkpoint (.bin, .pt); loading one can run arbitrary code.
+    to `max_len` tokens, by default the model's training setting (else `data.max_len`, else 128), for the
+    teacher of the agreement figure too, as in distillation. The metrics are written to
+    `<model_dir>/eval_<split>.json` unless `write=False`. `trust_pickle` allows a pickle checkpoint (.bin, .pt);
+    loading one can run arbitrary code.
 
     Example:
         >>> m = evaluate("runs/bbc/teacher")  # doctest: +SKIP
@@ -362,8 +363,7 @@ def evaluate(
         teacher_dir = model_folder(teacher_dir)
         teacher, teacher_tokenizer = load_model(teacher_dir)
         teacher.to(device)
-        teacher_len = trained_max_len(teacher_dir) or max_len
-        teacher_inputs = ModelInputs({STUDENT: encode(dataset.texts, teacher_tokenizer, teacher_len)}, labels)
+        teacher_inputs = ModelInputs({STUDENT: encode(dataset.texts, teacher_tokenizer, max_len)}, labels)
         teacher_logits = teacher_outputs(teacher, teacher_inputs, teacher_dir=teacher_dir, batch_size=batch_size,
                                          device=device).logits
         metrics["agreement_with_teacher"] = agreement(logits.argmax(-1), np.asarray(teacher_logits).argmax(-1))
