@@ -8,14 +8,17 @@ import random
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 PIPED_WIDTH = 160  # columns of tables written to a file or a pipe
 
 
-def results_console():
+def results_console() -> Console:
     """A rich Console for results on stdout: the terminal's width, or `PIPED_WIDTH` columns when stdout is a
     file or a pipe, where rich would assume 80 and cut table cells to "..."; `$COLUMNS` wins when set."""
     from rich.console import Console

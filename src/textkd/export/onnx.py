@@ -340,11 +340,10 @@ def export_onnx(
     """
     if torch is None:  # pragma: no cover - an inference-only install
         raise ModelLoadError("exporting needs PyTorch", hint="pip install torch")
+    from textkd.hub import model_folder
     from textkd.models.io import load_model, read_marker
 
     started = time.perf_counter()
-    from textkd.hub import model_folder
-
     model_dir = model_folder(model_dir)
     out = Path(output_dir) if output_dir is not None else model_dir / EXPORT_DIRNAME
     _check_target(model_dir, out, opset)
