@@ -611,10 +611,7 @@ def _check_labels(teacher, splits: DatasetSplits, teacher_dir) -> None:
 
 
 def _model_data_config(model_dir) -> DataConfig:
-    import json
-
-    info_path = Path(model_dir) / "textkd_model.json"
-    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    info = read_marker(model_dir) or {}
     if "data" not in info:
         raise ConfigError("the model does not record its dataset", path=model_dir,
                           hint="pass --data NAME (or --train/--test files)")

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -157,11 +156,10 @@ class Predictor:
 
 def trained_max_len(model_dir: Path) -> int | None:
     """The max_len the model was trained with, from its textkd_model.json, if recorded."""
-    marker = model_dir / "textkd_model.json"
-    if not marker.is_file():
-        return None
+    from textkd.models.io import read_marker
+
     try:
-        info = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        info = read_marker(model_dir) or {}
+    except (OSError, ValueError):  # an unreadable marker records nothing
         return None
     return (info.get("data") or {}).get("max_len") or info.get("max_len")
