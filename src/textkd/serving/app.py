@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import queue
 import threading
 import time
@@ -33,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from textkd.errors import ConfigError
-from textkd.models.io import MARKER
+from textkd.models.io import read_marker
 
 if TYPE_CHECKING:
     from textkd.predictor import Predictor
@@ -428,7 +427,7 @@ def _details(errors: Any) -> list[dict[str, Any]]:
 def _model_info(model_dir: Path) -> dict[str, Any]:
     """Facts for /health and the page: kind, preset, method, dataset (from textkd_model.json)."""
     try:
-        info = json.loads((model_dir / MARKER).read_text(encoding="utf-8"))
+        info = read_marker(model_dir) or {}
     except (OSError, ValueError):
         return {}
     data = info.get("data") or {}
