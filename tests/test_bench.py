@@ -11,7 +11,7 @@ from rich.table import Table
 from typer.testing import CliRunner
 
 from textkd.cli import app
-from textkd.errors import ConfigError
+from textkd.errors import ConfigError, ModelLoadError
 from textkd.evaluation.bench import bench, render_bench
 from textkd.export.onnx import ensure_export
 from textkd.models.classifier import label_maps
@@ -95,7 +95,9 @@ def test_an_export_folder_is_benchmarked_without_torch(models, tiny_texts, tmp_p
     assert render_bench(out).row_count == 2
 
 
-def test_bench_rejects_bad_choices(models, tiny_texts):
+def test_bench_rejects_bad_choices(models, tiny_texts, tmp_path):
+    with pytest.raises(ModelLoadError, match="no such model directory"):
+        bench([tmp_path / "missing"])  # not "does not record its dataset"
     with pytest.raises(ConfigError, match="unknown backends"):
         bench([models[0]], texts=tiny_texts, backends=["tensorrt"])
     with pytest.raises(ConfigError, match="bad thread counts"):

@@ -73,6 +73,9 @@ def test_a_student_whose_teacher_is_gone_still_gets_a_card(pair):
 
 def test_refused_for_a_folder_that_is_not_an_evaluated_model(pair, tmp_path):
     _, student = pair
+    with pytest.raises(ModelLoadError, match="no such model directory"):
+        write_model_card(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="not a textkd model folder"):
         write_model_card(tmp_path / "empty")
     (student / "eval_test.json").unlink()

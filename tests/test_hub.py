@@ -196,6 +196,23 @@ def test_export_and_bench_a_hub_model(tmp_path, fake_hub, tiny_tokenizer, tiny_l
     assert {row["backend"] for row in out["results"]} == {"torch", "onnx"}
 
 
+def test_bench_a_hub_textkd_model_on_its_recorded_dataset(tmp_path, fake_hub, tiny_teacher, tiny_tokenizer,
+                                                          tiny_texts, tiny_labels, tiny_label_names):
+    # A repo pushed by textkd carries textkd_model.json: `bench REPO --data-dir D` reads its dataset from there.
+    from textkd.models.io import save_model
+
+    rows = [f"{text},{tiny_label_names[label]}" for text, label in zip(tiny_texts[:24], tiny_labels[:24], strict=True)]
+    (tmp_path / "split.csv").write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    repos, _ = fake_hub
+    data = {"name": "files", "train": str(tmp_path / "split.csv"), "test": str(tmp_path / "split.csv")}
+    repos["my-org/textkd-clf"] = save_model(tiny_teacher, tiny_tokenizer, tmp_path / "repo",
+                                            extra={"kind": "teacher", "data": data})
+    result = CliRunner().invoke(app, ["bench", "my-org/textkd-clf", "--data-dir", str(tmp_path), "--runs", "2",
+                                      "--threads", "1", "--backends", "torch", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["settings"]["texts"] == 24
+
+
 # ------------------------------------------------------------------------------------------------ push
 
 
@@ -251,6 +268,8 @@ def test_push_uploads_the_model_and_its_card_not_training_state(student_dir, fak
 
 
 def test_push_errors(student_dir, fake_upload, tmp_path):
+    with pytest.raises(ModelLoadError, match="no such model directory"):
+        push_to_hub(tmp_path / "missing", "my-org/x")
     with pytest.raises(ModelLoadError, match="not a textkd model folder"):
         push_to_hub(tmp_path, "my-org/x")
     with pytest.raises(HubError, match="'my-org/a/b' is not a hub repo id"):

@@ -36,7 +36,7 @@ from textkd.losses.composite import build_loss
 from textkd.losses.schedules import applicable_schedules, describe_schedules, distill_schedules
 from textkd.models.backbones import build_teacher
 from textkd.models.classifier import TextkdClassifier
-from textkd.models.io import count_parameters, load_model, model_size_mb, read_marker
+from textkd.models.io import count_parameters, load_model, model_size_mb, read_marker, require_model_dir
 from textkd.models.students import build_student
 from textkd.training.cache import (
     CACHE_DIRNAME,
@@ -611,7 +611,8 @@ def _check_labels(teacher, splits: DatasetSplits, teacher_dir) -> None:
 
 
 def _model_data_config(model_dir) -> DataConfig:
-    info = read_marker(model_dir) or {}
+    """The dataset a saved model (a folder or hub repo id) records, or a ConfigError naming --data."""
+    info = read_marker(require_model_dir(model_folder(model_dir))) or {}
     if "data" not in info:
         raise ConfigError("the model does not record its dataset", path=model_dir,
                           hint="pass --data NAME (or --train/--test files)")

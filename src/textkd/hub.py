@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from textkd.errors import HubError, ModelLoadError
-from textkd.models.io import SAVING, WEIGHTS, read_marker
+from textkd.models.io import SAVING, WEIGHTS, read_marker, require_model_dir
 from textkd.utils import atomic_write_json, cache_root
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # "name" or "owner/name"
@@ -95,7 +95,7 @@ def push_to_hub(model_dir: str | Path, repo_id: str, *, private: bool = False, t
     from textkd import __version__
     from textkd.evaluation.card import refresh_model_card
 
-    folder = Path(model_dir)
+    folder = require_model_dir(model_dir)
     if read_marker(folder) is None:
         raise ModelLoadError("not a textkd model folder (no textkd_model.json)", path=folder,
                              hint="push a folder written by `textkd teacher` or `textkd distill`")

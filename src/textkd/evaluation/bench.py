@@ -36,6 +36,7 @@ from textkd.config import DataConfig
 from textkd.errors import ConfigError
 from textkd.evaluation.card import refresh_model_card
 from textkd.hub import model_folder
+from textkd.models.io import require_model_dir
 from textkd.utils import atomic_write_json
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -90,7 +91,7 @@ def bench(
 
     if not model_dirs:
         raise ConfigError("no models to benchmark", hint="pass one or more model folders")
-    model_dirs = [model_folder(d) for d in model_dirs]
+    model_dirs = [require_model_dir(model_folder(d)) for d in model_dirs]
     _check_choices(backends, threads, runs)
     texts = bench_texts(model_dirs[0], texts, data)
     targets = list(export_dirs) if export_dirs is not None else [None] * len(model_dirs)

@@ -22,6 +22,7 @@ from typing import Any
 
 from textkd.errors import ModelLoadError
 from textkd.evaluation.report import EVAL_TEST, is_evaluated, model_summary
+from textkd.models.io import require_model_dir
 from textkd.utils import atomic_write_text
 
 CARD = "README.md"
@@ -102,7 +103,7 @@ def render_model_card(model_dir: str | Path) -> str:
         >>> render_model_card("runs/banking77/teacher").splitlines()[1]  # doctest: +SKIP
         'library_name: textkd'
     """
-    folder = Path(model_dir)
+    folder = require_model_dir(model_dir)
     if not (folder / "textkd_model.json").is_file():
         raise ModelLoadError("not a textkd model folder (no textkd_model.json)", path=folder,
                              hint="pass a folder written by `textkd teacher` or `textkd distill`")

@@ -102,6 +102,14 @@ def _merge_into(staging: Path, target: Path, files: list[str]) -> None:
     (target / SAVING).unlink()
 
 
+def require_model_dir(path: str | Path) -> Path:
+    """`path` as a Path, or a ModelLoadError when there is no such directory."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelLoadError("no such model directory", path=path, hint="train or save a model there first")
+    return path
+
+
 def load_model(path: str | Path, trust_pickle: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a saved model directory (textkd or any Hugging Face sequence classifier) in eval mode.
 
@@ -111,9 +119,7 @@ def load_model(path: str | Path, trust_pickle: bool = False) -> tuple[PreTrained
     Example:
         >>> model, tokenizer = load_model("runs/banking77/student")  # doctest: +SKIP
     """
-    path = Path(path)
-    if not path.is_dir():
-        raise ModelLoadError("no such model directory", path=path, hint="train or save a model there first")
+    path = require_model_dir(path)
     if (path / SAVING).exists():
         raise ModelLoadError(
             "the model directory is being written, or a save into it was interrupted", path=path, hint="save it again"
