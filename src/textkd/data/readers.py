@@ -309,7 +309,8 @@ def _column_index(path: Path, header: list[str], column: str, option: str) -> in
         f"no column {column!r}; the header has {', '.join(repr(h) for h in header)}",
         path=path,
         line=1,
-        hint=f"set data.{option} to one of them, or data.has_header=false if the file has no header",
+        hint=f"set data.{option} (--{option.replace('_', '-')}) to one of them, or data.has_header=false if the "
+        f"file has no header",
     )
 
 
