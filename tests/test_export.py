@@ -165,6 +165,34 @@ def test_evaluate_cuts_texts_at_the_models_training_length(tiny_teacher, tiny_to
     assert textkd.evaluate(plain, splits=tiny_splits, write=False)["max_len"] == 128  # nothing recorded
 
 
+def test_evaluate_a_labelled_file_of_your_own(tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path):
+    path = save_model(tiny_teacher, tiny_tokenizer, tmp_path / "m", extra={"kind": "teacher", "data": {"max_len": 16}})
+    test = tiny_splits.test
+    names = [test.label_names[i] for i in test.labels]
+    names[0] = str(int(test.labels[0]))  # an integer id is read as an index into the model's labels
+    rows = [json.dumps({"query": text, "intent": name}) for text, name in zip(test.texts, names, strict=True)]
+    (tmp_path / "new.jsonl").write_text("\n".join([*rows, json.dumps({"query": " ", "intent": "x"})]) + "\n")
+    with pytest.warns(UserWarning, match="dropped 1 empty"):
+        metrics = textkd.evaluate_file(path, tmp_path / "new.jsonl", text_column="query", label_column="intent")
+    expected = textkd.evaluate(path, splits=tiny_splits, write=False)
+    assert metrics["rows"] == len(test) and metrics["max_len"] == 16 and metrics["split"] == "file"
+    assert metrics["accuracy"] == expected["accuracy"] and metrics["confusion_matrix"] == expected["confusion_matrix"]
+    assert sorted(p.name for p in path.glob("eval_*.json")) == []  # nothing written into the model folder
+
+    (tmp_path / "typo.csv").write_text(f"text,label\n{test.texts[0]},{test.label_names[0]}s\n")
+    with pytest.raises(DataError, match=rf"typo.csv:2: label '{test.label_names[0]}s' is not one of the "
+                                        rf"model's {test.num_labels} labels") as caught:
+        textkd.evaluate_file(path, tmp_path / "typo.csv")
+    assert caught.value.hint == f"did you mean {test.label_names[0]!r}?"
+
+    cli = CliRunner().invoke(app, ["evaluate", str(path), "--file", str(tmp_path / "new.jsonl"), "--text-column",
+                                   "query", "--label-column", "intent", "--json"])
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.output)["accuracy"] == expected["accuracy"]
+    both = CliRunner().invoke(app, ["evaluate", str(path), "--file", str(tmp_path / "new.jsonl"), "--split", "train"])
+    assert both.exit_code == 2 and "--file replaces the dataset" in both.output
+
+
 RAW_RUNTIME = """
 import json, sys
 sys.modules["torch"] = None  # prove the folder runs without torch (and without textkd)

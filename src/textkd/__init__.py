@@ -12,7 +12,7 @@ from textkd import models as _models  # noqa: F401  (registers the Auto classes)
 from textkd.errors import ConfigError, DataError, HubError, ModelLoadError, TextkdError
 
 if TYPE_CHECKING:
-    from textkd.api import TrainResult, distill, evaluate, label, load_data, predict, train_teacher
+    from textkd.api import TrainResult, distill, evaluate, evaluate_file, label, load_data, predict, train_teacher
     from textkd.config import (
         Config,
         DataConfig,
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 # Public names resolve on first use, so `import textkd` stays cheap (the CLI imports what it needs).
 _LAZY = {
-    "textkd.api": ("TrainResult", "distill", "evaluate", "label", "load_data", "predict", "train_teacher"),
+    "textkd.api": ("TrainResult", "distill", "evaluate", "evaluate_file", "label", "load_data", "predict",
+                   "train_teacher"),
     "textkd.config": ("Config", "DataConfig", "DistillConfig", "RunConfig", "StudentConfig", "TeacherConfig",
                       "TrainConfig", "load_config", "save_config"),
     "textkd.data.dataset": ("DatasetSplits", "TextDataset"),
@@ -76,6 +77,7 @@ __all__ = [
     "TrainResult",
     "distill",
     "evaluate",
+    "evaluate_file",
     "label",
     "load_config",
     "load_data",

@@ -349,16 +349,10 @@ def evaluate(
     max_len = max_len or trained_max_len(model_dir) or (data.max_len if data is not None else 128)
     dataset = splits.split(split)
     labels = _labels_for_model(model, dataset, model_dir)
-    inputs = ModelInputs({STUDENT: encode(dataset.texts, tokenizer, max_len)}, labels)
-    started = time.perf_counter()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    logits = forward_outputs(model.to(device), inputs, batch_size, device=device)["logits"]
-    metrics = classification_metrics(labels, logits.argmax(-1), probs=softmax(logits),
-                                     label_names=_model_labels(model),
-                                     out_of_scope_label=splits.out_of_scope_label)
-    metrics.update({"split": split, "rows": len(dataset), "max_len": max_len, "dataset": splits.name,
-                    "notes": splits.notes, "partial_train": splits.partial,
-                    "eval_s": round(time.perf_counter() - started, 3)})
+    metrics, logits = _score(model, tokenizer, dataset.texts, labels, max_len, batch_size, device,
+                             out_of_scope_label=splits.out_of_scope_label)
+    metrics.update({"split": split, "dataset": splits.name, "notes": splits.notes, "partial_train": splits.partial})
     if teacher_dir is not None:
         teacher_dir = model_folder(teacher_dir)
         teacher, teacher_tokenizer = load_model(teacher_dir)
@@ -402,6 +396,53 @@ def predict(model_dir: str | Path, texts: str | list[str], *, top_k: int = 3, ba
     predictions = [{"text": text, "labels": labels} for text, labels in zip(texts, top, strict=True)]
     return {"model": str(model_dir), "backend": predictor.backend.name, "latency_ms": round(latency_ms, 3),
             "predictions": predictions}
+
+
+def evaluate_file(
+    model_dir: str | Path,
+    path: str | Path,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    fmt: str | None = None,
+    max_len: int | None = None,
+    batch_size: int = 256,
+    trust_pickle: bool = False,
+) -> dict[str, Any]:
+    """The metrics of `evaluate` on a labelled file of your own (new data, another month's queries).
+
+    `path` is a CSV, TSV, JSON Lines or JSON file (`fmt` guesses from the extension) whose `label_column`
+    holds the model's label names or integer ids into its labels. Texts are cut to `max_len` tokens, by
+    default the model's training setting (else 128). Nothing is written into the model folder.
+
+    Example:
+        >>> m = evaluate_file("runs/banking77/students/bilstm-soft", "march.csv")  # doctest: +SKIP
+        >>> m["rows"], round(m["accuracy"], 3)  # doctest: +SKIP
+    """
+    from textkd.data.loading import read_labelled_file
+    from textkd.predictor import trained_max_len
+
+    model_dir = model_folder(model_dir)
+    model, tokenizer = load_model(model_dir, trust_pickle=trust_pickle)
+    dataset = read_labelled_file(path, _model_labels(model), fmt=fmt, text_column=text_column,
+                                 label_column=label_column)
+    max_len = max_len or trained_max_len(model_dir) or 128
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    metrics, _ = _score(model, tokenizer, dataset.texts, dataset.labels, max_len, batch_size, device)
+    metrics.update({"split": "file", "dataset": str(path)})
+    return metrics
+
+
+def _score(model, tokenizer, texts: list[str], labels: np.ndarray, max_len: int, batch_size: int, device: str, *,
+           out_of_scope_label: str | None = None) -> tuple[dict[str, Any], np.ndarray]:
+    """Classification metrics of `model` on labelled texts (labels are the model's ids), and its logits."""
+    inputs = ModelInputs({STUDENT: encode(texts, tokenizer, max_len)}, labels)
+    started = time.perf_counter()
+    logits = forward_outputs(model.to(device), inputs, batch_size, device=device)["logits"]
+    metrics = classification_metrics(labels, logits.argmax(-1), probs=softmax(logits),
+                                     label_names=_model_labels(model), out_of_scope_label=out_of_scope_label)
+    metrics.update({"rows": len(texts), "max_len": max_len, "eval_s": round(time.perf_counter() - started, 3)})
+    return metrics, logits
 
 
 # ------------------------------------------------------------------------------------------- helpers

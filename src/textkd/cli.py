@@ -307,15 +307,34 @@ def evaluate_cmd(
     data: str | None = typer.Option(None, "--data", help="Dataset preset (default: the model's own)."),
     data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
     split: str = typer.Option("test", help="train | validation | test."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="A labelled file of your own instead (CSV, TSV, "
+                                                                "JSON Lines, JSON): the model's label names or "
+                                                                "ids. Nothing is written."),
+    text_column: str = typer.Option("text", "--text-column", help="With --file: the text column or JSON key."),
+    label_column: str = typer.Option("label", "--label-column", help="With --file: the label column or JSON key."),
     max_len: int | None = typer.Option(None, help="Tokens per text (default: the training setting)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
                                                                      "loading one can run arbitrary code."),
 ) -> None:
-    """Accuracy, macro/weighted F1, per-class scores, confusion matrix and calibration of a model."""
+    """Accuracy, macro/weighted F1, per-class scores, confusion matrix and calibration of a model.
+
+    Examples: textkd evaluate runs/banking77/teacher --split validation;
+    textkd evaluate runs/banking77/students/bilstm-soft --file march.csv --label-column intent
+    """
     from textkd.hub import model_folder
 
     model = model_folder(model)
+    if file is not None:
+        if data is not None or data_dir is not None or split != "test":
+            raise TextkdError("--file replaces the dataset", hint="drop --data, --data-dir and --split")
+        metrics = api.evaluate_file(model, file, text_column=text_column, label_column=label_column,
+                                    max_len=max_len, trust_pickle=trust_pickle)
+        if as_json:
+            console.print_json(json.dumps(metrics, default=str))
+            return
+        console.print(_metrics_table(metrics))
+        return
     cfg = None
     if data is not None:
         cfg = DataConfig(name=data, data_dir=data_dir)
@@ -331,7 +350,8 @@ def evaluate_cmd(
 
 
 def _metrics_table(m: dict[str, Any]) -> Table:
-    table = Table(title=f"{m['dataset']} / {m['split']} ({m['rows']:,} rows)")
+    where = m["dataset"] if m["split"] == "file" else f"{m['dataset']} / {m['split']}"
+    table = Table(title=f"{where} ({m['rows']:,} rows)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in ("accuracy", "macro_f1", "weighted_f1", "ece", "in_scope_accuracy", "oos_recall",

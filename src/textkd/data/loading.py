@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -235,6 +236,46 @@ def _check_known_labels(split: RawSplit, names: list[str], train: RawSplit, trai
             f"({len(unknown):,} row{'s' if len(unknown) > 1 else ''} with unseen labels)",
             hint="fix the label or add training rows for it",
         )
+
+
+def read_labelled_file(
+    path: str | Path,
+    label_names: list[str],
+    *,
+    fmt: str | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    has_header: bool | None = None,
+    empty_texts: str = "drop",
+) -> TextDataset:
+    """A labelled file outside any preset (CSV, TSV, JSON Lines, JSON) as a split over `label_names`.
+
+    For evaluating a trained model on new data: `label_names` is the model's label list, and each row's label
+    is one of those names or an integer id into it. Empty texts are dropped with a warning (or rejected with
+    `empty_texts="error"`); a label the model does not know is an error naming the file and line.
+
+    Example:
+        >>> data = read_labelled_file("march.csv", ["card_arrival", "lost_or_stolen_card"])  # doctest: +SKIP
+    """
+    split = read_table(path, fmt=fmt, text_column=text_column, label_column=label_column, has_header=has_header,
+                       label_names=label_names)
+    split = _clean_texts(split, empty_texts, [])
+    if not len(split):
+        raise DataError("no texts left after dropping empty ones", path=split.path)
+    index = {name: i for i, name in enumerate(label_names)}
+    names: list[str] = []
+    for i, label in enumerate(split.labels):
+        value = str(label).strip()
+        if value in index:
+            names.append(value)
+        elif is_int_label(value) and 0 <= int(value) < len(label_names):
+            names.append(label_names[int(value)])
+        else:
+            close = difflib.get_close_matches(value, label_names, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else \
+                f"use one of its label names ({', '.join(label_names[:3])}, ...) or ids 0-{len(label_names) - 1}"
+            raise split.error(i, f"label {value!r} is not one of the model's {len(label_names)} labels", hint=hint)
+    return _to_dataset(split, names, list(label_names))
 
 
 def _to_dataset(split: RawSplit, names: list[str], vocabulary: list[str]) -> TextDataset:
