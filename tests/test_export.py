@@ -185,10 +185,14 @@ def test_evaluate_a_labelled_file_of_your_own(tiny_teacher, tiny_tokenizer, tiny
         textkd.evaluate_file(path, tmp_path / "typo.csv")
     assert caught.value.hint == f"did you mean {test.label_names[0]!r}?"
 
+    with pytest.raises(ConfigError, match="'oos' is not one of the model's labels"):
+        textkd.evaluate_file(path, tmp_path / "new.jsonl", out_of_scope_label="oos")
     cli = CliRunner().invoke(app, ["evaluate", str(path), "--file", str(tmp_path / "new.jsonl"), "--text-column",
-                                   "query", "--label-column", "intent", "--json"])
+                                   "query", "--label-column", "intent", "--oos-label", test.label_names[0], "--json"])
     assert cli.exit_code == 0, cli.output
-    assert json.loads(cli.output)["accuracy"] == expected["accuracy"]
+    scored = json.loads(cli.output)
+    assert scored["accuracy"] == expected["accuracy"] and scored["oos_recall"] == \
+        expected["per_class"][test.label_names[0]]["recall"]
     both = CliRunner().invoke(app, ["evaluate", str(path), "--file", str(tmp_path / "new.jsonl"), "--split", "train"])
     assert both.exit_code == 2 and "--file replaces the dataset" in both.output
 

@@ -406,6 +406,7 @@ def evaluate_file(
     label_column: str = "label",
     fmt: str | None = None,
     max_len: int | None = None,
+    out_of_scope_label: str | None = None,
     batch_size: int = 256,
     trust_pickle: bool = False,
 ) -> dict[str, Any]:
@@ -413,7 +414,9 @@ def evaluate_file(
 
     `path` is a CSV, TSV, JSON Lines or JSON file (`fmt` guesses from the extension) whose `label_column`
     holds the model's label names or integer ids into its labels. Texts are cut to `max_len` tokens, by
-    default the model's training setting (else 128). Nothing is written into the model folder.
+    default the model's training setting (else 128). `out_of_scope_label` names an out-of-scope class (a
+    clinc150 model's "oos") to add in-scope accuracy and out-of-scope recall. Nothing is written into the
+    model folder.
 
     Example:
         >>> m = evaluate_file("runs/banking77/students/bilstm-soft", "march.csv")  # doctest: +SKIP
@@ -424,11 +427,15 @@ def evaluate_file(
 
     model_dir = model_folder(model_dir)
     model, tokenizer = load_model(model_dir, trust_pickle=trust_pickle)
-    dataset = read_labelled_file(path, _model_labels(model), fmt=fmt, text_column=text_column,
-                                 label_column=label_column)
+    labels = _model_labels(model)
+    if out_of_scope_label is not None and out_of_scope_label not in labels:
+        raise ConfigError(f"{out_of_scope_label!r} is not one of the model's labels", path=model_dir,
+                          hint="name its out-of-scope class, e.g. oos for clinc150")
+    dataset = read_labelled_file(path, labels, fmt=fmt, text_column=text_column, label_column=label_column)
     max_len = max_len or trained_max_len(model_dir) or 128
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    metrics, _ = _score(model, tokenizer, dataset.texts, dataset.labels, max_len, batch_size, device)
+    metrics, _ = _score(model, tokenizer, dataset.texts, dataset.labels, max_len, batch_size, device,
+                        out_of_scope_label=out_of_scope_label)
     metrics.update({"split": "file", "dataset": str(path)})
     return metrics
 

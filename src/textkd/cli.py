@@ -312,6 +312,8 @@ def evaluate_cmd(
                                                                 "ids. Nothing is written."),
     text_column: str = typer.Option("text", "--text-column", help="With --file: the text column or JSON key."),
     label_column: str = typer.Option("label", "--label-column", help="With --file: the label column or JSON key."),
+    oos_label: str | None = typer.Option(None, "--oos-label", help="With --file: the out-of-scope class (oos for "
+                                                                   "clinc150), for in-scope accuracy and oos recall."),
     max_len: int | None = typer.Option(None, help="Tokens per text (default: the training setting)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
@@ -329,7 +331,7 @@ def evaluate_cmd(
         if data is not None or data_dir is not None or split != "test":
             raise TextkdError("--file replaces the dataset", hint="drop --data, --data-dir and --split")
         metrics = api.evaluate_file(model, file, text_column=text_column, label_column=label_column,
-                                    max_len=max_len, trust_pickle=trust_pickle)
+                                    max_len=max_len, out_of_scope_label=oos_label, trust_pickle=trust_pickle)
         if as_json:
             console.print_json(json.dumps(metrics, default=str))
             return
