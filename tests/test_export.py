@@ -154,6 +154,21 @@ def test_a_single_string_is_one_text_not_its_characters(teacher_dir, tiny_texts)
         textkd.predict(teacher_dir, [])
 
 
+def test_predict_shows_progress_on_stderr_for_many_texts(teacher_dir, tiny_texts, capsys, monkeypatch):
+    predictor = Predictor(teacher_dir, backend="torch", batch_size=4)
+    quiet = predictor.logits(tiny_texts)
+    assert np.array_equal(predictor.logits(tiny_texts, progress=True), quiet)
+    assert "classifying" in capsys.readouterr().err
+    from textkd import cli
+
+    monkeypatch.setattr(cli, "PREDICT_PROGRESS_TEXTS", len(tiny_texts))
+    result = CliRunner().invoke(app, ["predict", str(teacher_dir), *tiny_texts, "--json"])
+    assert result.exit_code == 0
+    assert "classifying" in result.stderr and json.loads(result.stdout)["predictions"][0]["text"] == tiny_texts[0]
+    few = CliRunner().invoke(app, ["predict", str(teacher_dir), *tiny_texts[:-1], "--json"])
+    assert few.exit_code == 0 and "classifying" not in few.stderr
+
+
 def test_evaluate_cuts_texts_at_the_models_training_length(tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path):
     path = save_model(tiny_teacher, tiny_tokenizer, tmp_path / "m", extra={"kind": "teacher", "data": {"max_len": 5}})
     assert Predictor(path).max_len == 5

@@ -367,12 +367,12 @@ def evaluate(
 
 
 def predict(model_dir: str | Path, texts: str | list[str], *, top_k: int = 3, backend: str = "auto",
-            trust_pickle: bool = False) -> dict[str, Any]:
+            trust_pickle: bool = False, progress: bool = False) -> dict[str, Any]:
     """Top-k labels with probabilities for each text, and the latency of the call.
 
     `model_dir` is a model folder, an ONNX export folder (`textkd export`) or a hub repo id (`model_folder`);
     `texts` a list of texts, or one string for a single text; `trust_pickle` allows a pickle checkpoint (.bin,
-    .pt), which can run arbitrary code when loaded.
+    .pt), which can run arbitrary code when loaded; `progress` shows a bar on stderr.
 
     Returns:
         {"model": str, "backend": "torch" | "onnx", "latency_ms": float, "predictions": [{"text": str,
@@ -391,7 +391,7 @@ def predict(model_dir: str | Path, texts: str | list[str], *, top_k: int = 3, ba
         raise DataError("no texts to predict", hint="pass texts as arguments or --file FILE")
     predictor = Predictor(model_dir, backend=backend, trust_pickle=trust_pickle)
     started = time.perf_counter()
-    top = predictor.predict(texts, top_k=top_k)
+    top = predictor.predict(texts, top_k=top_k, progress=progress)
     latency_ms = (time.perf_counter() - started) * 1000
     predictions = [{"text": text, "labels": labels} for text, labels in zip(texts, top, strict=True)]
     return {"model": str(model_dir), "backend": predictor.backend.name, "latency_ms": round(latency_ms, 3),

@@ -64,6 +64,7 @@ def _setup(
 err_console = Console(stderr=True)
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
 _DATA_DIR_HELP = "Folder holding <preset>/... files (default $TEXTKD_DATA_DIR, else download once)."
+PREDICT_PROGRESS_TEXTS = 1000  # predict shows a progress bar (on stderr) from this many texts
 
 
 def user_errors(func):
@@ -378,7 +379,8 @@ def predict_cmd(
     items = list(texts or [])
     if file is not None:
         items += _read_lines(file)
-    result = api.predict(model, items, top_k=top_k, trust_pickle=trust_pickle)
+    result = api.predict(model, items, top_k=top_k, trust_pickle=trust_pickle,
+                         progress=len(items) >= PREDICT_PROGRESS_TEXTS)
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         return

@@ -124,30 +124,34 @@ class Predictor:
                              return_tensors="np")
         return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
 
-    def logits(self, texts: str | list[str]) -> np.ndarray:
+    def logits(self, texts: str | list[str], *, progress: bool = False) -> np.ndarray:
         """(N, C) float32 logits, computed in length-sorted batches, returned in input order.
 
-        A single string is one text (N = 1), never a sequence of characters.
+        A single string is one text (N = 1), never a sequence of characters. `progress` shows a bar on stderr.
         """
+        from textkd.training.progress import rows_progress
+
         texts = as_texts(texts)
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            ids, mask = self.encode([texts[i] for i in rows])
-            out[rows] = self.backend.logits(ids, mask)
+        with rows_progress("classifying", len(texts), enabled=progress) as advance:
+            for start in range(0, len(texts), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                ids, mask = self.encode([texts[i] for i in rows])
+                out[rows] = self.backend.logits(ids, mask)
+                advance(len(rows))
         return out
 
-    def predict_proba(self, texts: str | list[str]) -> np.ndarray:
+    def predict_proba(self, texts: str | list[str], *, progress: bool = False) -> np.ndarray:
         """(N, C) class probabilities."""
-        logits = self.logits(texts)
+        logits = self.logits(texts, progress=progress)
         shifted = np.exp(logits - logits.max(-1, keepdims=True))
         return shifted / shifted.sum(-1, keepdims=True)
 
-    def predict(self, texts: str | list[str], top_k: int = 3) -> list[list[dict[str, Any]]]:
+    def predict(self, texts: str | list[str], top_k: int = 3, *, progress: bool = False) -> list[list[dict[str, Any]]]:
         """For each text, the `top_k` labels as [{"label", "score"}] by decreasing probability (a single string
         gives a list of one)."""
-        probs = self.predict_proba(texts)
+        probs = self.predict_proba(texts, progress=progress)
         k = max(1, min(top_k, len(self.labels)))
         top = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
         return [[{"label": self.labels[j], "score": float(row[j])} for j in idx] for row, idx in zip(probs, top,
