@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from textkd.config import DataConfig
 from textkd.data.loading import DataWarning, carve, load_splits
-from textkd.data.readers import read_table
+from textkd.data.readers import read_table, read_texts
+from textkd.errors import DataError
 
 
 def write(folder: Path, name: str, content: str | bytes) -> str:
@@ -181,3 +182,35 @@ def test_csv_round_trip(tmp_path, rows):
     path.write_text(csv_text(rows), encoding="utf-8", newline="")
     raw = read_table(path)
     assert list(zip(raw.texts, raw.labels, strict=True)) == rows
+
+
+# ------------------------------------------------------------------------------------- texts alone (predict)
+
+
+def test_read_texts_takes_one_column_of_any_table(tmp_path):
+    (tmp_path / "q.csv").write_text('id,query\n1,"card, lost"\n2,  \n3,refund\n', encoding="utf-8")
+    assert read_texts(tmp_path / "q.csv", text_column="query") == ["card, lost", "refund"]  # blank skipped
+    (tmp_path / "q.tsv").write_text("card lost\tx\nrefund\ty\n", encoding="utf-8")
+    assert read_texts(tmp_path / "q.tsv", text_column="0") == ["card lost", "refund"]  # no header
+    (tmp_path / "q.jsonl").write_text('{"q": "card lost"}\n\n"refund"\n["top up", "x"]\n', encoding="utf-8")
+    assert read_texts(tmp_path / "q.jsonl", text_column="q") == ["card lost", "refund", "top up"]
+    (tmp_path / "q.json").write_text('[{"q": "card lost"}, {"q": null}, "refund"]', encoding="utf-8")
+    assert read_texts(tmp_path / "q.json", text_column="q") == ["card lost", "refund"]
+
+
+def test_read_texts_errors_name_the_file_line_and_option(tmp_path):
+    (tmp_path / "q.csv").write_text("id,query\n1,card\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"q.csv:1: no column 'text' in the first row \('id', 'query'\)") as caught:
+        read_texts(tmp_path / "q.csv")
+    assert "--text-column" in caught.value.hint
+    (tmp_path / "q.tsv").write_text("card\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"q.tsv:1: 1 fields, no column 1"):
+        read_texts(tmp_path / "q.tsv", text_column="1")
+    (tmp_path / "q.jsonl").write_text('{"q": "card"}\n{"q": 3}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"q.jsonl:1: no key 'text'; keys are 'q'"):
+        read_texts(tmp_path / "q.jsonl")
+    with pytest.raises(DataError, match=r"q.jsonl:2: the text must be a string, found int"):
+        read_texts(tmp_path / "q.jsonl", text_column="q")
+    (tmp_path / "q.json").write_text('[{"q": "card"}, {"text": "x"}]', encoding="utf-8")
+    with pytest.raises(DataError, match=r"q.json: item 2: no key 'q'"):
+        read_texts(tmp_path / "q.json", text_column="q")

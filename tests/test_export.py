@@ -169,6 +169,20 @@ def test_predict_shows_progress_on_stderr_for_many_texts(teacher_dir, tiny_texts
     assert few.exit_code == 0 and "classifying" not in few.stderr
 
 
+def test_predict_reads_the_text_column_of_a_table_file(teacher_dir, tiny_texts, tmp_path):
+    rows = "".join(f"{i},{json.dumps(text)}\n" for i, text in enumerate(tiny_texts[:3]))
+    (tmp_path / "q.csv").write_text("id,query\n" + rows, encoding="utf-8")
+    (tmp_path / "q.txt").write_text("id,query\n" + rows, encoding="utf-8")  # not a table: one text per line
+    result = CliRunner().invoke(app, ["predict", str(teacher_dir), "--file", str(tmp_path / "q.csv"),
+                                      "--text-column", "query", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [p["text"] for p in json.loads(result.stdout)["predictions"]] == tiny_texts[:3]
+    lines = CliRunner().invoke(app, ["predict", str(teacher_dir), "--file", str(tmp_path / "q.txt"), "--json"])
+    assert len(json.loads(lines.stdout)["predictions"]) == 4
+    missing = CliRunner().invoke(app, ["predict", str(teacher_dir), "--file", str(tmp_path / "q.csv")])
+    assert missing.exit_code == 2 and "no column 'text'" in missing.output
+
+
 def test_evaluate_cuts_texts_at_the_models_training_length(tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path):
     path = save_model(tiny_teacher, tiny_tokenizer, tmp_path / "m", extra={"kind": "teacher", "data": {"max_len": 5}})
     assert Predictor(path).max_len == 5

@@ -369,7 +369,10 @@ def _metrics_table(m: dict[str, Any]) -> Table:
 def predict_cmd(
     model: Path = typer.Argument(..., help="A saved model folder, an export folder or a hub repo id."),
     texts: list[str] = typer.Argument(None, help="Texts to classify."),
-    file: Path | None = typer.Option(None, "--file", "-f", help="A file with one text per line; - reads stdin."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="A file with one text per line (- reads stdin), "
+                                                                "or a CSV, TSV, JSON Lines or JSON table."),
+    text_column: str = typer.Option("text", "--text-column", help="With a table --file: the text column (a name, "
+                                                                  "or an index for a file without a header)."),
     top_k: int = typer.Option(3, "--top-k", help="How many labels to show per text."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: model, latency_ms, predictions."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
@@ -378,7 +381,7 @@ def predict_cmd(
     """Top-k labels with probabilities for each text, and the latency of the call."""
     items = list(texts or [])
     if file is not None:
-        items += _read_lines(file)
+        items += _read_texts(file, text_column)
     result = api.predict(model, items, top_k=top_k, trust_pickle=trust_pickle,
                          progress=len(items) >= PREDICT_PROGRESS_TEXTS)
     if as_json:
@@ -391,10 +394,18 @@ def predict_cmd(
     console.print(f"{count} text{'s' if count != 1 else ''} in {result['latency_ms']:.1f} ms", style="dim")
 
 
-def _read_lines(path: Path) -> list[str]:
-    """The non-blank lines of a UTF-8 file, stripped; `-` is standard input."""
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json")  # predict --file reads a column of these
+
+
+def _read_texts(path: Path, text_column: str) -> list[str]:
+    """The texts of a table file (by its extension), else the non-blank lines of a UTF-8 file, stripped; `-` is
+    standard input."""
     if str(path) == "-":
         return [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        from textkd.data.readers import read_texts
+
+        return read_texts(path, text_column=text_column)
     if not path.is_file():
         raise TextkdError("file not found", path=path)
     try:

@@ -215,6 +215,81 @@ def read_table(
     return read_json(path, text_column=text_column, label_column=label_column)
 
 
+def read_texts(path: str | Path, *, fmt: str | None = None, text_column: str = "text") -> list[str]:
+    """The texts of an unlabelled table (CSV, TSV, JSON Lines, JSON), stripped, blank ones skipped.
+
+    In CSV/TSV the first row is a header when it holds `text_column`; an integer `text_column` picks a column
+    of a file without a header. JSON rows are objects with that key, lists (the column index, default 0) or
+    plain strings.
+
+    Example:
+        >>> read_texts("queries.csv", text_column="query")  # doctest: +SKIP
+        ['card not working', ...]
+    """
+    path = Path(path)
+    fmt = guess_format(path, fmt)
+    if fmt in ("csv", "tsv"):
+        rows = _parse_rows(path, read_text(path), "," if fmt == "csv" else "\t")
+        header = [cell.strip() for cell in rows[0][1]]
+        if text_column in header:
+            index, rows = header.index(text_column), rows[1:]
+        elif _INT.match(text_column):
+            index = int(text_column)
+        else:
+            raise DataError(f"no column {text_column!r} in the first row ({', '.join(repr(h) for h in header)})",
+                            path=path, line=1, hint="set the text column (--text-column) to its name, or to its index "
+                                                    "(0, 1, ...) for a file without a header")
+        texts = []
+        for line, row in rows:
+            if index >= len(row):
+                raise DataError(f"{len(row)} fields, no column {index}", path=path, line=line)
+            texts.append(row[index])
+    else:
+        numbered = (enumerate(_parse_json_list(path), start=1) if fmt == "json" else
+                    ((n, _parse_json_line(path, line, n)) for n, line in enumerate(read_text(path).split("\n"), 1)
+                     if line.strip()))
+        texts = [_text_field(path, item, text_column, number, fmt) for number, item in numbered]
+    return [text.strip() for text in texts if text.strip()]
+
+
+def _parse_json_list(path: Path) -> list[Any]:
+    items = _parse_json(path, read_text(path))
+    if not isinstance(items, list):
+        raise DataError(f"expected a JSON list, found a {type(items).__name__}", path=path)
+    return items
+
+
+def _parse_json_line(path: Path, line: str, number: int) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(f"malformed JSON line: {err.msg} (column {err.colno})", path=path, line=number,
+                        hint="each line must be one JSON object (or, for texts alone, a string)") from None
+
+
+def _text_field(path: Path, item: Any, text_column: str, number: int, fmt: str) -> str:
+    """The text of one JSON row: a string, an object's `text_column` key, or a list's column."""
+    where = {"line": number} if fmt == "jsonl" else {}
+    prefix = f"item {number}: " if fmt == "json" else ""
+    if isinstance(item, dict):
+        if text_column not in item:
+            keys = ", ".join(repr(k) for k in item) or "none"
+            raise DataError(f"{prefix}no key {text_column!r}; keys are {keys}", path=path,
+                            hint="set the text column (--text-column) to one of them", **where)
+        item = item[text_column]
+    elif isinstance(item, list):
+        index = int(text_column) if _INT.match(text_column) else 0
+        if index >= len(item):
+            raise DataError(f"{prefix}a list row needs at least {index + 1} values, found {len(item)}", path=path,
+                            **where)
+        item = item[index]
+    if item is None:
+        return ""
+    if not isinstance(item, str):
+        raise DataError(f"{prefix}the text must be a string, found {type(item).__name__}", path=path, **where)
+    return item
+
+
 # ------------------------------------------------------------------------------------------ CSV / TSV
 
 
@@ -341,15 +416,7 @@ def read_jsonl(path: str | Path, *, text_column: str = "text", label_column: str
     for number, line in enumerate(read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(
-                f"malformed JSON line: {err.msg} (column {err.colno})",
-                path=path,
-                line=number,
-                hint="each line must be one JSON object",
-            ) from None
+        item = _parse_json_line(path, line, number)
 
         def error(message: str, number: int = number) -> DataError:
             return DataError(message, path=path, line=number)
