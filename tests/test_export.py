@@ -216,8 +216,10 @@ def test_evaluate_a_labelled_file_of_your_own(tiny_teacher, tiny_tokenizer, tiny
 
     with pytest.raises(ConfigError, match="'oos' is not one of the model's labels"):
         textkd.evaluate_file(path, tmp_path / "new.jsonl", out_of_scope_label="oos")
-    cli = CliRunner().invoke(app, ["evaluate", str(path), "--file", str(tmp_path / "new.jsonl"), "--text-column",
-                                   "query", "--label-column", "intent", "--oos-label", test.label_names[0], "--json"])
+    with pytest.warns(UserWarning, match="dropped 1 empty"):
+        cli = CliRunner().invoke(app, ["evaluate", str(path), "--file", str(tmp_path / "new.jsonl"), "--text-column",
+                                       "query", "--label-column", "intent", "--oos-label", test.label_names[0],
+                                       "--json"])
     assert cli.exit_code == 0, cli.output
     scored = json.loads(cli.output)
     assert scored["accuracy"] == expected["accuracy"] and scored["oos_recall"] == \
