@@ -67,6 +67,10 @@ def test_corpus_errors(tmp_path):
     bad.write_bytes(b"fine\nalso fine\n\xff\xfe broken\n")
     with pytest.raises(DataError, match=r"bad.txt:3: not UTF-8"):
         count_texts(bad)
+    table = tmp_path / "queries.csv"
+    table.write_text("text,label\ncard lost,x\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"queries.csv: a corpus is plain text, one text per line, not a .csv table"):
+        count_texts(table)  # its header and labels would be labelled as texts
 
 
 def test_encode_file_matches_encode_and_is_memory_mapped(corpus, tiny_texts, tiny_tokenizer, tmp_path):

@@ -394,17 +394,14 @@ def predict_cmd(
     console.print(f"{count} text{'s' if count != 1 else ''} in {result['latency_ms']:.1f} ms", style="dim")
 
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json")  # predict --file reads a column of these
-
-
 def _read_texts(path: Path, text_column: str) -> list[str]:
     """The texts of a table file (by its extension), else the non-blank lines of a UTF-8 file, stripped; `-` is
     standard input."""
+    from textkd.data.readers import TABLE_SUFFIXES, read_texts
+
     if str(path) == "-":
         return [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
     if path.suffix.lower() in TABLE_SUFFIXES:
-        from textkd.data.readers import read_texts
-
         return read_texts(path, text_column=text_column)
     if not path.is_file():
         raise TextkdError("file not found", path=path)

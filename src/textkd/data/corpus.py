@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from textkd.data.readers import TABLE_SUFFIXES
 from textkd.data.tokenize import EncodedSplit, encode, tokenizer_fingerprint
 from textkd.errors import DataError
 from textkd.utils import atomic_write_json
@@ -44,6 +45,9 @@ def iter_text_chunks(path: str | Path, chunk_size: int = CHUNK_TEXTS) -> Iterato
     path = Path(path)
     if not path.is_file():
         raise DataError("no such corpus file", path=path, hint="one text per line, UTF-8")
+    if path.suffix.lower() in TABLE_SUFFIXES:  # its header, keys and labels would be labelled as texts
+        raise DataError(f"a corpus is plain text, one text per line, not a {path.suffix} table", path=path,
+                        hint="write its text column to a .txt file first (rename the file if it is plain text)")
     chunk: list[str] = []
     start = 0
     with open(path, "rb") as handle:  # bytes, decoded per line: a decoding error names its line

@@ -33,6 +33,8 @@ _EXTENSIONS = {
     ".ndjson": "jsonl",
     ".json": "json",
 }
+# Table files by extension; a .txt file is TSV as labelled data but one text per line as texts alone.
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".json")
 _INT = re.compile(r"^-?\d+$")
 _DEFAULT_COLUMNS = {"text": 0, "label": 1}
 
