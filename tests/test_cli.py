@@ -236,3 +236,29 @@ def test_teacher_refit_from_the_cli(tiny_bert_dir, tiny_dataset, tmp_path):
     assert (teacher / "selection" / "eval_test.json").is_file() and (teacher / "eval_test.json").is_file()
     assert json.loads((teacher / "textkd_model.json").read_text())["refit"]["rows"] == len(tiny_dataset)
     assert "refit: true" in (teacher / "config.yaml").read_text()
+
+
+def test_evaluate_output_names_the_weakest_classes_and_largest_confusions():
+    from rich.console import Console
+
+    from textkd.cli import _metrics_table
+    from textkd.evaluation.metrics import classification_metrics
+
+    names = ["a", "b", "c", "d", "e", "f", "g"]
+    gold = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]  # g never occurs: it is not a class "in the data"
+    pred = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 1, 1]  # every f is read as b
+    metrics = classification_metrics(gold, pred, label_names=names)
+    metrics.update({"split": "file", "dataset": "/tmp/data/march.csv", "rows": len(gold)})
+    console = Console(record=True, width=120)
+    console.print(_metrics_table(metrics))
+    text = console.export_text()
+    assert "march.csv (12 rows)" in text and "/tmp/data" not in text
+    assert "lowest F1 (5 of 6 classes in the data)" in text
+    weakest = text.split("lowest F1")[1].split("largest confusions")[0]
+    assert weakest.index(" f ") < weakest.index(" b ") and " g " not in weakest  # f (0.0) first, then b (0.667)
+    assert "│ f    │ b         │    2 │" in text.split("largest confusions")[1]
+    few = classification_metrics([0, 1], [0, 1], label_names=["x", "y"])
+    few.update({"split": "test", "dataset": "tiny", "rows": 2})
+    console = Console(record=True, width=120)
+    console.print(_metrics_table(few))
+    assert "lowest F1" not in console.export_text()

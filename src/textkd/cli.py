@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 
 from textkd import api
@@ -352,8 +352,15 @@ def evaluate_cmd(
     console.print(f"written to {model / api.EVAL_FILE.format(split=split)}")
 
 
-def _metrics_table(m: dict[str, Any]) -> Table:
-    where = m["dataset"] if m["split"] == "file" else f"{m['dataset']} / {m['split']}"
+WEAKEST_CLASSES = 5  # evaluate lists this many classes with the lowest F1, and as many of the largest confusions
+
+
+def _metrics_table(m: dict[str, Any]) -> Group:
+    """The headline metrics, then (with more classes than WEAKEST_CLASSES) the weakest classes and the largest
+    confusions, so a user sees where the model fails without opening the JSON."""
+    from textkd.evaluation.metrics import top_confusions
+
+    where = Path(m["dataset"]).name if m["split"] == "file" else f"{m['dataset']} / {m['split']}"
     table = Table(title=f"{where} ({m['rows']:,} rows)")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -361,7 +368,21 @@ def _metrics_table(m: dict[str, Any]) -> Table:
                 "agreement_with_teacher"):
         if m.get(key) is not None:
             table.add_row(key, f"{m[key]:.4f}")
-    return table
+    present = {name: row for name, row in m["per_class"].items() if row["support"] > 0}
+    if len(present) <= WEAKEST_CLASSES:
+        return Group(table)
+    weakest = Table(title=f"lowest F1 ({WEAKEST_CLASSES} of {len(present)} classes in the data)")
+    for column in ("class", "f1", "precision", "recall", "support"):
+        weakest.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in sorted(present.items(), key=lambda item: (item[1]["f1"], item[0]))[:WEAKEST_CLASSES]:
+        weakest.add_row(name, f"{row['f1']:.3f}", f"{row['precision']:.3f}", f"{row['recall']:.3f}",
+                        f"{row['support']:,}")
+    confused = Table(title="largest confusions")
+    for column in ("true", "predicted", "rows"):
+        confused.add_column(column, justify="right" if column == "rows" else "left")
+    for true, predicted, count in top_confusions(m["confusion_matrix"], list(m["per_class"]), k=WEAKEST_CLASSES):
+        confused.add_row(true, predicted, f"{count:,}")
+    return Group(table, weakest, confused)
 
 
 @app.command("predict")
