@@ -91,10 +91,11 @@ def test_resume_matches_uninterrupted_run(tiny_teacher, tiny_tokenizer, tiny_spl
 
 
 def test_early_stopping_stops(tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path):
-    trainer = Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(epochs=30, lr=0.0, patience=2), tmp_path,
+    # lr 1e-12 moves no float32 weight (an lr of 0 is refused as a config no run can use)
+    trainer = Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(epochs=30, lr=1e-12, patience=2), tmp_path,
                       label_names=tiny_splits.label_names)
     result = trainer.fit(_inputs(tiny_splits.train, tiny_tokenizer), _inputs(tiny_splits.validation, tiny_tokenizer))
-    assert result.epochs_run == 3  # lr 0: epoch 1 is best, two more without improvement
+    assert result.epochs_run == 3  # epoch 1 is best, two more without improvement
 
 
 def test_epoch_batches_deterministic_and_complete():

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from textkd.config import Config, DataConfig, check_same_config, from_dict, save_config, to_dict
+from textkd.config import Config, DataConfig, check_config, check_same_config, from_dict, save_config, to_dict
 from textkd.data.augment import AUGMENT_VERSION, AugmentSettings, write_augmented
 from textkd.data.batching import STUDENT, TEACHER, ModelInputs
 from textkd.data.corpus import concat_encoded, encode_file, file_fingerprint
@@ -88,9 +88,7 @@ def train_teacher(
         >>> result = train_teacher(cfg, "runs/bbc/teacher")  # doctest: +SKIP
         >>> result.test_metrics["accuracy"]  # doctest: +SKIP
     """
-    if not 0.0 <= cfg.teacher.label_smoothing < 1.0:
-        raise ConfigError(f"teacher.label_smoothing must be in [0, 1), got {cfg.teacher.label_smoothing}",
-                          hint="0.1 is the usual value")
+    check_config(cfg, ("data", "teacher"))
     splits = splits or load_splits(cfg.data)
     out = Path(output_dir) if output_dir else Path(cfg.output_dir) / (cfg.name or splits.name) / "teacher"
     if cfg.teacher.refit:
@@ -202,6 +200,7 @@ def distill(
     for method in methods:
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r}", hint=f"choose from {', '.join(METHODS)}")
+    check_config(cfg, ("data", "student", "distill"))
     distill_schedules(cfg.distill)  # a bad schedule fails here, before the teacher loads
     teacher_dir = model_folder(teacher_dir)
     teacher, teacher_tokenizer = load_model(teacher_dir)

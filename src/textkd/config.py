@@ -188,6 +188,66 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)  # what `textkd run` trains, measures and exports
 
 
+# ------------------------------------------------------------------------------------------ validation
+
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+CONFIG_SECTIONS = ("data", "teacher", "student", "distill")  # the sections check_config knows
+
+
+def check_config(cfg: Config, sections: tuple[str, ...] = CONFIG_SECTIONS) -> None:
+    """Reject values no run can use (0 epochs, a batch of 0, a negative augmentation count...) with the key that
+    holds them, before any data is read or a model is trained; the API's entry points call it first.
+
+    Example:
+        >>> check_config(Config(student=StudentConfig(train=TrainConfig(epochs=0))))
+        Traceback (most recent call last):
+        textkd.errors.ConfigError: student.train.epochs must be >= 1, got 0
+    """
+    if "data" in sections:
+        _at_least(cfg.data.max_len, 1, "data.max_len")
+        if not 0.0 < cfg.data.validation_fraction < 1.0:
+            raise ConfigError(f"data.validation_fraction must be in (0, 1), got {cfg.data.validation_fraction}",
+                              hint="0.1 holds out a tenth of train")
+    if "teacher" in sections:
+        if not 0.0 <= cfg.teacher.label_smoothing < 1.0:
+            raise ConfigError(f"teacher.label_smoothing must be in [0, 1), got {cfg.teacher.label_smoothing}",
+                              hint="0.1 is the usual value")
+        check_train(cfg.teacher.train, "teacher.train")
+    if "student" in sections:
+        check_train(cfg.student.train, "student.train")
+    if "distill" in sections:
+        _at_least(cfg.distill.augment, 0, "distill.augment")
+        for key in ("augment_p_mask", "augment_p_replace", "augment_p_ngram"):
+            if not 0.0 <= getattr(cfg.distill, key) <= 1.0:
+                raise ConfigError(f"distill.{key} must be in [0, 1], got {getattr(cfg.distill, key)}")
+
+
+def check_train(train: TrainConfig, where: str = "train") -> None:
+    """The checks of `check_config` for one training section (`where` names it in messages)."""
+    for key in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "pad_multiple"):
+        _at_least(getattr(train, key), 1, f"{where}.{key}")
+    _at_least(train.patience, 0, f"{where}.patience", hint="0 disables early stopping")
+    if train.max_steps is not None:
+        _at_least(train.max_steps, 1, f"{where}.max_steps", hint="leave it unset for whole epochs")
+    if not train.lr > 0:
+        raise ConfigError(f"{where}.lr must be > 0, got {train.lr}", hint="e.g. 1e-4 for a pretrained encoder")
+    for key in ("weight_decay", "max_grad_norm"):
+        _at_least(getattr(train, key), 0, f"{where}.{key}")
+    if not 0.0 <= train.warmup_ratio < 1.0:
+        raise ConfigError(f"{where}.warmup_ratio must be in [0, 1), got {train.warmup_ratio}")
+    if not 0.0 <= train.ema_decay < 1.0:
+        raise ConfigError(f"{where}.ema_decay must be in [0, 1) (0 disables the weight average), got "
+                          f"{train.ema_decay}")
+    if train.mixed_precision not in MIXED_PRECISION:
+        raise ConfigError(f"{where}.mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got "
+                          f"{train.mixed_precision!r}")
+
+
+def _at_least(value: float, low: float, key: str, *, hint: str | None = None) -> None:
+    if value < low:
+        raise ConfigError(f"{key} must be >= {low}, got {value}", hint=hint)
+
+
 # ----------------------------------------------------------------------------------------------- I/O
 
 

@@ -36,9 +36,11 @@ from rich.table import Table
 
 from textkd import api
 from textkd.config import (
+    CONFIG_SECTIONS,
     Config,
     RunConfig,
     StudentConfig,
+    check_config,
     check_same_config,
     dotted_to_nested,
     from_dict,
@@ -117,11 +119,14 @@ def run(cfg: Config, *, teacher_dir: str | Path | None = None, name: str | None 
         raise ModelLoadError("not a trained textkd model (no textkd_model.json)", path=teacher_dir,
                              hint="pass a folder written by `textkd teacher`; a hub or other transformers "
                                   "classifier is distilled with `textkd distill --teacher`")
+    check_config(cfg, ("data", "student", "distill") if teacher_dir is not None else CONFIG_SECTIONS)
     splits = api.load_data(cfg.data)
     run_dir = Path(cfg.output_dir) / (name or cfg.name or splits.name)
     teacher = _teacher_dir(run_dir, teacher_dir)
     cells = [StudentRun(spec, method, *_student_cell(cfg, settings, spec, method, run_dir))
              for spec in settings.students for method in settings.methods]
+    for cell in cells:  # every student's settings with its overrides, before the teacher trains
+        check_config(cell.cfg, ("student",))
     save_config(cfg, run_dir / "config.yaml")
     _write_manifest(run_dir, cfg, settings, teacher, cells)
     reused = teacher.resolve() != (run_dir / "teacher").resolve()  # given now, or by an earlier invocation

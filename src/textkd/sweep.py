@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from textkd.config import Config, save_config
+from textkd.config import Config, check_config, save_config
 from textkd.errors import ConfigError
 from textkd.utils import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -129,6 +129,7 @@ def sweep(
 
 
 def _check_request(cfg: Config, trials: int, method: str) -> None:
+    check_config(cfg, ("data", "student", "distill"))
     if trials < 1:
         raise ConfigError(f"trials must be >= 1, got {trials}")
     if method == "none":

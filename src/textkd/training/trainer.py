@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from textkd.config import TrainConfig
+from textkd.config import TrainConfig, check_train
 from textkd.data.batching import ModelInputs, epoch_batches
 from textkd.errors import ConfigError
 from textkd.evaluation.metrics import classification_metrics
@@ -189,11 +189,7 @@ class Trainer:
         return FitResult(self.output_dir, state.best_epoch, best, state.epoch, state.wall_s, state.history)
 
     def _check_settings(self) -> None:
-        cfg = self.config
-        if cfg.pad_multiple < 1:
-            raise ConfigError(f"train.pad_multiple must be >= 1, got {cfg.pad_multiple}")
-        if not 0.0 <= cfg.ema_decay < 1.0:
-            raise ConfigError(f"train.ema_decay must be in [0, 1) (0 disables the weight average), got {cfg.ema_decay}")
+        check_train(self.config)
 
     def _prepare(self, train_rows: int):
         """The loss module, optimiser and scheduler for `train_rows` rows, prepared by accelerate; sets
