@@ -105,6 +105,10 @@ def test_mapping_overrides_parse_from_the_command_line():
     ({"teacher.label_smoothing": 1.0}, r"teacher.label_smoothing must be in \[0, 1\)"),
     ({"distill.augment": -2}, r"distill.augment must be >= 0, got -2"),
     ({"distill.augment_p_ngram": 1.5}, r"distill.augment_p_ngram must be in \[0, 1\], got 1.5"),
+    ({"teacher.dropout": 2.0}, r"teacher.dropout must be in \[0, 1\), got 2.0"),
+    ({"student.num_layers": 0}, r"student.num_layers must be >= 1, got 0"),  # 0 silently meant the preset's
+    ({"student.hidden_size": 0}, r"student.hidden_size must be >= 1, got 0"),
+    ({"distill.teacher_weights": [1.0, 2.0]}, r"distill.teacher_weights needs 1 non-negative weights"),  # 1 teacher
     ({"data.max_len": 0}, r"data.max_len must be >= 1, got 0"),
     ({"data.validation_fraction": 1.0}, r"data.validation_fraction must be in \(0, 1\)"),
 ])

@@ -503,11 +503,7 @@ def _other_teachers(cfg, method: str, splits, cached) -> tuple[list[tuple[Any, A
                           "one teacher's logits", hint="use distill.kd_loss=kl with distill.teachers")
     if cached is None:
         raise ConfigError("several teachers need the teacher-output cache", hint="leave distill.cache at true")
-    count = len(cfg.distill.teachers) + 1
-    weights = list(cfg.distill.teacher_weights) or [1.0] * count
-    if len(weights) != count or min(weights) < 0 or sum(weights) <= 0:
-        raise ConfigError(f"distill.teacher_weights needs {count} non-negative weights (main teacher first) with "
-                          f"a positive sum, got {weights}")
+    weights = list(cfg.distill.teacher_weights) or [1.0] * (len(cfg.distill.teachers) + 1)  # check_config checked
     members = []
     for folder in map(model_folder, cfg.distill.teachers):
         model, tok = load_model(folder)

@@ -209,14 +209,23 @@ def check_config(cfg: Config, sections: tuple[str, ...] = CONFIG_SECTIONS) -> No
             raise ConfigError(f"data.validation_fraction must be in (0, 1), got {cfg.data.validation_fraction}",
                               hint="0.1 holds out a tenth of train")
     if "teacher" in sections:
+        if not 0.0 <= cfg.teacher.dropout < 1.0:
+            raise ConfigError(f"teacher.dropout must be in [0, 1), got {cfg.teacher.dropout}")
         if not 0.0 <= cfg.teacher.label_smoothing < 1.0:
             raise ConfigError(f"teacher.label_smoothing must be in [0, 1), got {cfg.teacher.label_smoothing}",
                               hint="0.1 is the usual value")
         check_train(cfg.teacher.train, "teacher.train")
     if "student" in sections:
+        for key in ("num_layers", "hidden_size"):
+            if getattr(cfg.student, key) is not None:
+                _at_least(getattr(cfg.student, key), 1, f"student.{key}", hint="leave it unset for the preset's")
         check_train(cfg.student.train, "student.train")
     if "distill" in sections:
         _at_least(cfg.distill.augment, 0, "distill.augment")
+        weights, count = cfg.distill.teacher_weights, len(cfg.distill.teachers) + 1
+        if weights and (len(weights) != count or min(weights) < 0 or sum(weights) <= 0):
+            raise ConfigError(f"distill.teacher_weights needs {count} non-negative weights (main teacher first) "
+                              f"with a positive sum, got {list(weights)}", hint="one per teacher, or none for equal")
         for key in ("augment_p_mask", "augment_p_replace", "augment_p_ngram"):
             if not 0.0 <= getattr(cfg.distill, key) <= 1.0:
                 raise ConfigError(f"distill.{key} must be in [0, 1], got {getattr(cfg.distill, key)}")
