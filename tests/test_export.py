@@ -183,6 +183,21 @@ def test_predict_reads_the_text_column_of_a_table_file(teacher_dir, tiny_texts, 
     assert missing.exit_code == 2 and "no column 'text'" in missing.output
 
 
+def test_counts_below_one_are_refused(teacher_dir, tiny_texts, tmp_path):
+    with pytest.raises(ConfigError, match="top_k must be >= 1, got 0"):  # it silently returned one label
+        Predictor(teacher_dir).predict(tiny_texts[:2], top_k=0)
+    (tmp_path / "corpus.txt").write_text("\n".join(tiny_texts) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="batch_size must be >= 1, got 0"):  # a ValueError from range()
+        textkd.label(teacher_dir, tmp_path / "corpus.txt", tmp_path / "out", batch_size=0)
+    with pytest.raises(ConfigError, match="chunk_size must be >= 1, got 0"):
+        textkd.label(teacher_dir, tmp_path / "corpus.txt", tmp_path / "out", chunk_size=0)
+    for args in (["predict", str(teacher_dir), "hi", "--top-k", "0"], ["serve", str(teacher_dir), "--port", "99999"],
+                 ["label", str(teacher_dir), "--texts", str(tmp_path / "corpus.txt"), "--batch-size", "0"],
+                 ["evaluate", str(teacher_dir), "--max-len", "0"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and "Invalid value" in result.output, (args, result.output)
+
+
 def test_evaluate_cuts_texts_at_the_models_training_length(tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path):
     path = save_model(tiny_teacher, tiny_tokenizer, tmp_path / "m", extra={"kind": "teacher", "data": {"max_len": 5}})
     assert Predictor(path).max_len == 5

@@ -476,6 +476,10 @@ def label(
     started = time.perf_counter()
     if not Path(texts_path).is_file():
         raise DataError("no such corpus file", path=texts_path, hint="one text per line, UTF-8")
+    for name, value in (("max_len", 1 if max_len is None else max_len), ("batch_size", batch_size),
+                        ("chunk_size", chunk_size)):
+        if value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
     teacher_dir = model_folder(teacher_dir)
     teacher, tokenizer = load_model(teacher_dir)
     if max_len is None:

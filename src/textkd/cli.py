@@ -122,7 +122,7 @@ def data_show(
     label_file: str | None = typer.Option(None, help="Label list: one name per line, or a JSON list."),
     empty_texts: str = typer.Option("drop", help="Empty or whitespace-only texts: drop (with a warning) or error."),
     tokenizer: str | None = typer.Option(None, help="Tokenizer for length percentiles (name or path)."),
-    max_len: int = typer.Option(128, help="Report the share of texts longer than this many tokens."),
+    max_len: int = typer.Option(128, min=1, help="Report the share of texts longer than this many tokens."),
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
 ) -> None:
     """Split sizes, labels, class balance, token lengths and duplicates of a dataset."""
@@ -272,10 +272,10 @@ def label_cmd(
     texts: Path = typer.Option(..., "--texts", help="UTF-8 text file, one text per line (any size)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Folder for logits.npy (default: the "
                                                                     "teacher's cache, where distill finds it)."),
-    max_len: int | None = typer.Option(None, help="Tokens per text (default: the teacher's training setting)."),
+    max_len: int | None = typer.Option(None, min=1, help="Tokens per text (default: the teacher's training setting)."),
     pooled: bool = typer.Option(False, help="Also store pooled sentence vectors (for soft+hidden)."),
-    batch_size: int = typer.Option(256, help="Texts per forward pass."),
-    chunk_size: int = typer.Option(8192, help="Texts read, labelled and written at a time (bounds memory)."),
+    batch_size: int = typer.Option(256, min=1, help="Texts per forward pass."),
+    chunk_size: int = typer.Option(8192, min=1, help="Texts read, labelled and written at a time (bounds memory)."),
     device: str | None = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)."),
 ) -> None:
     """Label a large text corpus with the teacher, streaming to memory-mapped arrays (logits.npy).
@@ -315,7 +315,7 @@ def evaluate_cmd(
     label_column: str = typer.Option("label", "--label-column", help="With --file: the label column or JSON key."),
     oos_label: str | None = typer.Option(None, "--oos-label", help="With --file: the out-of-scope class (oos for "
                                                                    "clinc150), for in-scope accuracy and oos recall."),
-    max_len: int | None = typer.Option(None, help="Tokens per text (default: the training setting)."),
+    max_len: int | None = typer.Option(None, min=1, help="Tokens per text (default: the training setting)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
                                                                      "loading one can run arbitrary code."),
@@ -394,7 +394,7 @@ def predict_cmd(
                                                                 "or a CSV, TSV, JSON Lines or JSON table."),
     text_column: str = typer.Option("text", "--text-column", help="With a table --file: the text column (a name, "
                                                                   "or an index for a file without a header)."),
-    top_k: int = typer.Option(3, "--top-k", help="How many labels to show per text."),
+    top_k: int = typer.Option(3, "--top-k", min=1, help="How many labels to show per text."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: model, latency_ms, predictions."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
                                                                      "loading one can run arbitrary code."),
@@ -530,7 +530,7 @@ def push_cmd(
 def serve_cmd(
     model: Path = typer.Argument(..., help="A saved textkd model folder, an ONNX export folder or a hub repo id."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 opens it to the network)."),
-    port: int = typer.Option(8000, help="TCP port."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
     backend: str = typer.Option("auto", help="auto (ONNX when the folder holds model.onnx) | torch | onnx."),
     max_texts: int | None = typer.Option(None, help="Texts per request; more get 413 (default 64)."),
     max_chars: int | None = typer.Option(None, help="Characters per text; longer get 413 (default 5000)."),
@@ -538,7 +538,7 @@ def serve_cmd(
     max_batch: int | None = typer.Option(None, help="Texts per merged forward pass (default 64)."),
     max_wait_ms: float | None = typer.Option(None, help="How long a request waits for others to share its "
                                                         "forward pass (default 5)."),
-    threads: int | None = typer.Option(None, help="CPU threads per forward pass (default: the runtime's)."),
+    threads: int | None = typer.Option(None, min=1, help="CPU threads per forward pass (default: the runtime's)."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
                                       "loading one can run arbitrary code."),
     log_level: str = typer.Option("info", help="uvicorn log level; warning hides the access log."),

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from textkd.errors import ModelLoadError
+from textkd.errors import ConfigError, ModelLoadError
 
 ONNX_FILE = "model.onnx"
 
@@ -151,8 +151,10 @@ class Predictor:
     def predict(self, texts: str | list[str], top_k: int = 3, *, progress: bool = False) -> list[list[dict[str, Any]]]:
         """For each text, the `top_k` labels as [{"label", "score"}] by decreasing probability (a single string
         gives a list of one)."""
+        if top_k < 1:
+            raise ConfigError(f"top_k must be >= 1, got {top_k}", hint="the number of labels to return per text")
         probs = self.predict_proba(texts, progress=progress)
-        k = max(1, min(top_k, len(self.labels)))
+        k = min(top_k, len(self.labels))
         top = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
         return [[{"label": self.labels[j], "score": float(row[j])} for j in idx] for row, idx in zip(probs, top,
                                                                                                          strict=True)]
