@@ -157,6 +157,10 @@ def test_run_config_errors(tmp_path):
         pipeline.run(pipeline.load_run_config(overrides={"run.student_overrides": {"bilstn": {"train.lr": 1}}}))
     with pytest.raises(ConfigError, match="unknown backend 'onnx-int4'"):
         pipeline.run(pipeline.load_run_config(overrides={"run.bench_backends": "torch,onnx-int4"}))
+    with pytest.raises(ConfigError, match="run.bench_runs must be >= 1, got 0"):  # not after training
+        pipeline.run(pipeline.load_run_config(overrides={"run.bench_runs": 0}))
+    with pytest.raises(ConfigError, match="run.bench_warmup must be >= 0, got -1"):
+        pipeline.run(pipeline.load_run_config(overrides={"run.bench_warmup": -1}))
     with pytest.raises(ConfigError, match="run.stduents"):
         pipeline.load_run_config(overrides={"run.stduents": "bilstm"})
     missing = tmp_path / "nowhere"

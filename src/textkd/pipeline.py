@@ -281,6 +281,10 @@ def _check_settings(settings: RunConfig) -> None:
     for backend in settings.bench_backends:
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r} in run.bench_backends", hint=f"choose from {BACKENDS}")
+    for key, low in (("bench_runs", 1), ("bench_texts", 1), ("bench_warmup", 0)):  # else bench fails after training
+        if getattr(settings, key) < low:
+            raise ConfigError(f"run.{key} must be >= {low}, got {getattr(settings, key)}",
+                              hint="or run.bench: false to skip the benchmark")
     for key in settings.student_overrides:  # a recipe may hold overrides for students a run leaves out
         if key.partition("@")[0] not in STUDENT_PRESETS:
             raise ConfigError(f"run.student_overrides names {key!r}, which is not a student preset",
