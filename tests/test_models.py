@@ -451,6 +451,10 @@ def test_invalid_shapes_and_options_raise_config_errors(tiny_teacher, tiny_token
         TextkdClassifierConfig(encoder={"hidden_size": 32, "num_attention_heads": 2}, pooling="max")
     with pytest.raises(ConfigError, match="unknown tokenizer 'bpe'"):
         own_tokenizer("bpe", ["a"], 10)
+    with pytest.raises(ConfigError, match="unknown student.tokenizer 'foo'") as caught:  # the student has 3 kinds
+        build_student(StudentConfig(preset="bilstm", tokenizer="foo"), tiny_teacher, tiny_tokenizer,
+                      tiny_label_names, ["a text"])
+    assert caught.value.hint == "use teacher, wordpiece or char"
     cfg = StudentConfig(preset="tinybert-4l-312", hidden_size=32)  # 12 heads do not divide 32
     with pytest.raises(ConfigError, match="hidden_size 32 is not a multiple of num_heads 12"):
         build_student(cfg, tiny_teacher, tiny_tokenizer, tiny_label_names, [])

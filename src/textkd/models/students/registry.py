@@ -141,6 +141,8 @@ def student_tokenizer(
                 hint="set student.tokenizer to wordpiece or char",
             )
         return teacher_tokenizer
+    if cfg.tokenizer not in ("wordpiece", "char"):
+        raise ConfigError(f"unknown student.tokenizer {cfg.tokenizer!r}", hint="use teacher, wordpiece or char")
     return own_tokenizer(cfg.tokenizer, train_texts, preset.vocab_size, language)
 
 
