@@ -96,6 +96,8 @@ def test_sweep_errors(teacher_dir, tiny_files, tmp_path):
         sweep(mse, teacher_dir, output_dir=tmp_path)
     with pytest.raises(ConfigError, match="trials must be >= 1, got 0"):
         sweep(_cfg(tiny_files), teacher_dir, trials=0, output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="timeout must be > 0 seconds, got -5"):  # not "every trial was pruned"
+        sweep(_cfg(tiny_files), teacher_dir, timeout_s=-5, output_dir=tmp_path)
 
 
 def test_sweep_command(teacher_dir, tiny_files, tmp_path):

@@ -89,7 +89,7 @@ def sweep(
     from textkd.hub import model_folder
     from textkd.models.io import load_model
 
-    _check_request(cfg, trials, method)
+    _check_request(cfg, trials, method, timeout_s)
     space = space or SearchSpace()
     epochs_range = space.epochs or _epochs_around(cfg.student.train.epochs)
     teacher_dir = model_folder(teacher_dir)
@@ -128,10 +128,12 @@ def sweep(
     return result
 
 
-def _check_request(cfg: Config, trials: int, method: str) -> None:
+def _check_request(cfg: Config, trials: int, method: str, timeout_s: float | None = None) -> None:
     check_config(cfg, ("data", "student", "distill"))
     if trials < 1:
         raise ConfigError(f"trials must be >= 1, got {trials}")
+    if timeout_s is not None and timeout_s <= 0:
+        raise ConfigError(f"timeout must be > 0 seconds, got {timeout_s}", hint="leave it unset for no time limit")
     if method == "none":
         raise ConfigError("a sweep of T and alpha needs a KD method", hint="use soft, hard or soft+hidden")
     if cfg.distill.kd_loss == "mse":
