@@ -156,3 +156,14 @@ def test_nothing_is_written_on_error(tmp_path):
     before = sorted(tmp_path.rglob("*"))
     raises(tmp_path, "empty text", train, test, empty_texts="error")
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_file_paths_without_data_name_files_are_refused(tmp_path):
+    # They were ignored: the run trained and reported on the default preset instead of the user's files.
+    cfg = DataConfig(name="bbc-news", train=str(tmp_path / "train.csv"), test=str(tmp_path / "test.csv"))
+    with pytest.raises(ConfigError, match="data.train is only read with data.name 'files', but data.name is "
+                                          "'bbc-news'") as caught:
+        load_splits(cfg)
+    assert "--data files" in caught.value.hint
+    with pytest.raises(ConfigError, match="data.label_file is only read"):
+        load_splits(DataConfig(name="banking77", label_file=str(tmp_path / "labels.txt")))

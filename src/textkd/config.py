@@ -204,10 +204,7 @@ def check_config(cfg: Config, sections: tuple[str, ...] = CONFIG_SECTIONS) -> No
         textkd.errors.ConfigError: student.train.epochs must be >= 1, got 0
     """
     if "data" in sections:
-        _at_least(cfg.data.max_len, 1, "data.max_len")
-        if not 0.0 < cfg.data.validation_fraction < 1.0:
-            raise ConfigError(f"data.validation_fraction must be in (0, 1), got {cfg.data.validation_fraction}",
-                              hint="0.1 holds out a tenth of train")
+        _at_least(cfg.data.max_len, 1, "data.max_len")  # the rest of the section is checked as it loads
     if "teacher" in sections:
         if not 0.0 <= cfg.teacher.dropout < 1.0:
             raise ConfigError(f"teacher.dropout must be in [0, 1), got {cfg.teacher.dropout}")

@@ -89,6 +89,10 @@ def load_splits(cfg: DataConfig) -> DatasetSplits:
 
 
 def _check_config(cfg: DataConfig) -> None:
+    given = [key for key in ("train", "validation", "test", "label_file") if getattr(cfg, key)]
+    if given and cfg.name != "files":  # they would be ignored, and the preset trained on instead
+        raise ConfigError(f"data.{given[0]} is only read with data.name 'files', but data.name is {cfg.name!r}",
+                          hint="add --data files to train on your files, or drop the file paths")
     if cfg.empty_texts not in ("drop", "error"):
         raise ConfigError(f"data.empty_texts must be 'drop' or 'error', got {cfg.empty_texts!r}")
     if not 0.0 < cfg.validation_fraction < 1.0:
