@@ -222,6 +222,11 @@ def test_evaluate_a_labelled_file_of_your_own(tiny_teacher, tiny_tokenizer, tiny
     assert metrics["rows"] == len(test) and metrics["max_len"] == 16 and metrics["split"] == "file"
     assert metrics["accuracy"] == expected["accuracy"] and metrics["confusion_matrix"] == expected["confusion_matrix"]
     assert sorted(p.name for p in path.glob("eval_*.json")) == []  # nothing written into the model folder
+    exported = export_onnx(path, tmp_path / "onnx", parity_texts=test.texts[:4])["output_dir"]
+    with pytest.warns(UserWarning, match="dropped 1 empty"):
+        deployed = textkd.evaluate_file(exported, tmp_path / "new.jsonl", text_column="query", label_column="intent")
+    assert deployed["backend"] == "onnx" and deployed["max_len"] == 16  # the export keeps the training length
+    assert deployed["confusion_matrix"] == metrics["confusion_matrix"]
 
     (tmp_path / "typo.csv").write_text(f"text,label\n{test.texts[0]},{test.label_names[0]}s\n")
     with pytest.raises(DataError, match=rf"typo.csv:2: label '{test.label_names[0]}s' is not one of the "
@@ -236,7 +241,7 @@ def test_evaluate_a_labelled_file_of_your_own(tiny_teacher, tiny_tokenizer, tiny
                                        "query", "--label-column", "intent", "--oos-label", test.label_names[0],
                                        "--json"])
     assert cli.exit_code == 0, cli.output
-    scored = json.loads(cli.output)
+    scored = json.loads(cli.stdout)
     assert scored["accuracy"] == expected["accuracy"] and scored["oos_recall"] == \
         expected["per_class"][test.label_names[0]]["recall"]
     both = CliRunner().invoke(app, ["evaluate", str(path), "--file", str(tmp_path / "new.jsonl"), "--split", "train"])

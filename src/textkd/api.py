@@ -349,8 +349,10 @@ def evaluate(
     dataset = splits.split(split)
     labels = _labels_for_model(model, dataset, model_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    metrics, logits = _score(model, tokenizer, dataset.texts, labels, max_len, batch_size, device,
-                             out_of_scope_label=splits.out_of_scope_label)
+    inputs = ModelInputs({STUDENT: encode(dataset.texts, tokenizer, max_len)}, labels)
+    started = time.perf_counter()
+    logits = forward_outputs(model.to(device), inputs, batch_size, device=device)["logits"]
+    metrics = _metrics(labels, logits, _model_labels(model), max_len, started, splits.out_of_scope_label)
     metrics.update({"split": split, "dataset": splits.name, "notes": splits.notes, "partial_train": splits.partial})
     if teacher_dir is not None:
         teacher_dir = model_folder(teacher_dir)
@@ -406,49 +408,47 @@ def evaluate_file(
     fmt: str | None = None,
     max_len: int | None = None,
     out_of_scope_label: str | None = None,
-    batch_size: int = 256,
+    batch_size: int = 64,
     trust_pickle: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """The metrics of `evaluate` on a labelled file of your own (new data, another month's queries).
 
-    `path` is a CSV, TSV, JSON Lines or JSON file (`fmt` guesses from the extension) whose `label_column`
-    holds the model's label names or integer ids into its labels. Texts are cut to `max_len` tokens, by
-    default the model's training setting (else 128). `out_of_scope_label` names an out-of-scope class (a
-    clinc150 model's "oos") to add in-scope accuracy and out-of-scope recall. Nothing is written into the
-    model folder.
+    `model_dir` is a model folder, an ONNX export folder (the model as deployed) or a hub repo id. `path` is a
+    CSV, TSV, JSON Lines or JSON file (`fmt` guesses from the extension) whose `label_column` holds the model's
+    label names or integer ids into its labels. Texts are cut to `max_len` tokens, by default the model's
+    training setting (else 128). `out_of_scope_label` names an out-of-scope class (a clinc150 model's "oos")
+    to add in-scope accuracy and out-of-scope recall; `progress` shows a bar on stderr. Nothing is written
+    into the model folder.
 
     Example:
         >>> m = evaluate_file("runs/banking77/students/bilstm-soft", "march.csv")  # doctest: +SKIP
         >>> m["rows"], round(m["accuracy"], 3)  # doctest: +SKIP
     """
     from textkd.data.loading import read_labelled_file
-    from textkd.predictor import trained_max_len
+    from textkd.predictor import Predictor
 
-    model_dir = model_folder(model_dir)
-    model, tokenizer = load_model(model_dir, trust_pickle=trust_pickle)
-    labels = _model_labels(model)
-    if out_of_scope_label is not None and out_of_scope_label not in labels:
-        raise ConfigError(f"{out_of_scope_label!r} is not one of the model's labels", path=model_dir,
-                          hint="name its out-of-scope class, e.g. oos for clinc150")
-    dataset = read_labelled_file(path, labels, fmt=fmt, text_column=text_column, label_column=label_column)
-    max_len = max_len or trained_max_len(model_dir) or 128
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    metrics, _ = _score(model, tokenizer, dataset.texts, dataset.labels, max_len, batch_size, device,
-                        out_of_scope_label=out_of_scope_label)
-    metrics.update({"split": "file", "dataset": str(path)})
+    predictor = Predictor(model_dir, max_len=max_len, batch_size=batch_size, device=device, trust_pickle=trust_pickle)
+    if out_of_scope_label is not None and out_of_scope_label not in predictor.labels:
+        raise ConfigError(f"{out_of_scope_label!r} is not one of the model's labels", path=predictor.model_dir,
+                          hint="name its out-of-scope class, e.g. oos for clinc150")
+    dataset = read_labelled_file(path, predictor.labels, fmt=fmt, text_column=text_column, label_column=label_column)
+    started = time.perf_counter()
+    logits = predictor.logits(dataset.texts, progress=progress)
+    metrics = _metrics(dataset.labels, logits, predictor.labels, predictor.max_len, started, out_of_scope_label)
+    metrics.update({"split": "file", "dataset": str(path), "backend": predictor.backend.name})
     return metrics
 
 
-def _score(model, tokenizer, texts: list[str], labels: np.ndarray, max_len: int, batch_size: int, device: str, *,
-           out_of_scope_label: str | None = None) -> tuple[dict[str, Any], np.ndarray]:
-    """Classification metrics of `model` on labelled texts (labels are the model's ids), and its logits."""
-    inputs = ModelInputs({STUDENT: encode(texts, tokenizer, max_len)}, labels)
-    started = time.perf_counter()
-    logits = forward_outputs(model.to(device), inputs, batch_size, device=device)["logits"]
-    metrics = classification_metrics(labels, logits.argmax(-1), probs=softmax(logits),
-                                     label_names=_model_labels(model), out_of_scope_label=out_of_scope_label)
-    metrics.update({"rows": len(texts), "max_len": max_len, "eval_s": round(time.perf_counter() - started, 3)})
-    return metrics, logits
+def _metrics(labels: np.ndarray, logits: np.ndarray, label_names: list[str], max_len: int, started: float,
+             out_of_scope_label: str | None) -> dict[str, Any]:
+    """Classification metrics of (N, C) logits against the model's label ids, with rows, max_len and the
+    seconds since `started`."""
+    metrics = classification_metrics(labels, logits.argmax(-1), probs=softmax(logits), label_names=label_names,
+                                     out_of_scope_label=out_of_scope_label)
+    metrics.update({"rows": len(labels), "max_len": max_len, "eval_s": round(time.perf_counter() - started, 3)})
+    return metrics
 
 
 # ------------------------------------------------------------------------------------------- helpers

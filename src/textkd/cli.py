@@ -310,7 +310,8 @@ def evaluate_cmd(
     split: str = typer.Option("test", help="train | validation | test."),
     file: Path | None = typer.Option(None, "--file", "-f", help="A labelled file of your own instead (CSV, TSV, "
                                                                 "JSON Lines, JSON): the model's label names or "
-                                                                "ids. Nothing is written."),
+                                                                "ids; MODEL may be an ONNX export. Nothing is "
+                                                                "written."),
     text_column: str = typer.Option("text", "--text-column", help="With --file: the text column or JSON key."),
     label_column: str = typer.Option("label", "--label-column", help="With --file: the label column or JSON key."),
     oos_label: str | None = typer.Option(None, "--oos-label", help="With --file: the out-of-scope class (oos for "
@@ -332,7 +333,8 @@ def evaluate_cmd(
         if data is not None or data_dir is not None or split != "test":
             raise TextkdError("--file replaces the dataset", hint="drop --data, --data-dir and --split")
         metrics = api.evaluate_file(model, file, text_column=text_column, label_column=label_column,
-                                    max_len=max_len, out_of_scope_label=oos_label, trust_pickle=trust_pickle)
+                                    max_len=max_len, out_of_scope_label=oos_label, trust_pickle=trust_pickle,
+                                    progress=True)
         if as_json:
             console.print_json(json.dumps(metrics, default=str))
             return
