@@ -247,18 +247,9 @@ def read_texts(path: str | Path, *, fmt: str | None = None, text_column: str = "
                 raise DataError(f"{len(row)} fields, no column {index}", path=path, line=line)
             texts.append(row[index])
     else:
-        numbered = (enumerate(_parse_json_list(path), start=1) if fmt == "json" else
-                    ((n, _parse_json_line(path, line, n)) for n, line in enumerate(read_text(path).split("\n"), 1)
-                     if line.strip()))
-        texts = [_text_field(path, item, text_column, number, fmt) for number, item in numbered]
+        read = read_jsonl if fmt == "jsonl" else read_json
+        texts = read(path, text_column=text_column, label_column=None).texts
     return [text.strip() for text in texts if text.strip()]
-
-
-def _parse_json_list(path: Path) -> list[Any]:
-    items = _parse_json(path, read_text(path))
-    if not isinstance(items, list):
-        raise DataError(f"expected a JSON list, found a {type(items).__name__}", path=path)
-    return items
 
 
 def _parse_json_line(path: Path, line: str, number: int) -> Any:
@@ -267,29 +258,6 @@ def _parse_json_line(path: Path, line: str, number: int) -> Any:
     except json.JSONDecodeError as err:
         raise DataError(f"malformed JSON line: {err.msg} (column {err.colno})", path=path, line=number,
                         hint="each line must be one JSON object (or, for texts alone, a string)") from None
-
-
-def _text_field(path: Path, item: Any, text_column: str, number: int, fmt: str) -> str:
-    """The text of one JSON row: a string, an object's `text_column` key, or a list's column."""
-    where = {"line": number} if fmt == "jsonl" else {}
-    prefix = f"item {number}: " if fmt == "json" else ""
-    if isinstance(item, dict):
-        if text_column not in item:
-            keys = ", ".join(repr(k) for k in item) or "none"
-            raise DataError(f"{prefix}no key {text_column!r}; keys are {keys}", path=path,
-                            hint="set the text column (--text-column) to one of them", **where)
-        item = item[text_column]
-    elif isinstance(item, list):
-        index = int(text_column) if _INT.match(text_column) else 0
-        if index >= len(item):
-            raise DataError(f"{prefix}a list row needs at least {index + 1} values, found {len(item)}", path=path,
-                            **where)
-        item = item[index]
-    if item is None:
-        return ""
-    if not isinstance(item, str):
-        raise DataError(f"{prefix}the text must be a string, found {type(item).__name__}", path=path, **where)
-    return item
 
 
 # ------------------------------------------------------------------------------------------ CSV / TSV
@@ -407,7 +375,7 @@ def _position(path: Path, column: str, option: str) -> int:
 # ------------------------------------------------------------------------------------------------ JSON
 
 
-def read_jsonl(path: str | Path, *, text_column: str = "text", label_column: str = "label") -> RawSplit:
+def read_jsonl(path: str | Path, *, text_column: str = "text", label_column: str | None = "label") -> RawSplit:
     """Read JSON Lines: one object (or [text, label] pair) per line; blank lines are skipped.
 
     Example:
@@ -428,7 +396,7 @@ def read_jsonl(path: str | Path, *, text_column: str = "text", label_column: str
     return raw
 
 
-def read_json(path: str | Path, *, text_column: str = "text", label_column: str = "label") -> RawSplit:
+def read_json(path: str | Path, *, text_column: str = "text", label_column: str | None = "label") -> RawSplit:
     """Read a JSON document: a list of objects or a list of [text, label] pairs.
 
     Example:
@@ -449,7 +417,7 @@ def read_json(path: str | Path, *, text_column: str = "text", label_column: str 
 
 
 def rows_from_items(
-    path: str | Path, items: list[Any], *, text_column: str = "text", label_column: str = "label"
+    path: str | Path, items: list[Any], *, text_column: str = "text", label_column: str | None = "label"
 ) -> RawSplit:
     """Rows of an already parsed JSON list (objects or [text, label] pairs), numbered as items from 1.
 
@@ -482,24 +450,29 @@ def _parse_json(path: Path, text: str) -> Any:
 
 
 def _fields(
-    item: Any, text_column: str, label_column: str, error: Callable[[str], DataError]
+    item: Any, text_column: str, label_column: str | None, error: Callable[[str], DataError]
 ) -> tuple[str, str | int]:
-    """(text, label) of one JSON row: an object with the two keys, or a [text, label] list."""
+    """(text, label) of one JSON row: an object with the two keys, or a [text, label] list. With
+    `label_column=None` (texts alone) a row may also be a plain string, and the label is ""."""
+    if label_column is None and isinstance(item, str):
+        return item, ""
+    columns = [text_column] if label_column is None else [text_column, label_column]
     if isinstance(item, dict):
-        for key in (text_column, label_column):
+        for key in columns:
             if key not in item:
                 keys = ", ".join(repr(k) for k in item) or "none"
                 raise error(f"no key {key!r}; keys are {keys}")
-        text, label = item[text_column], item[label_column]
+        values = [item[key] for key in columns]
     elif isinstance(item, list):
-        text_index = int(text_column) if _INT.match(text_column) else _DEFAULT_COLUMNS["text"]
-        label_index = int(label_column) if _INT.match(label_column) else _DEFAULT_COLUMNS["label"]
-        needed = max(text_index, label_index) + 1
+        indices = [int(column) if _INT.match(column) else _DEFAULT_COLUMNS[kind]
+                   for column, kind in zip(columns, ("text", "label"), strict=False)]
+        needed = max(indices) + 1
         if len(item) < needed:
             raise error(f"a list row needs at least {needed} values, found {len(item)}")
-        text, label = item[text_index], item[label_index]
+        values = [item[index] for index in indices]
     else:
         raise error(f"expected an object or a [text, label] list, found {type(item).__name__}")
+    text, label = values[0], (values[1] if label_column is not None else "")
     if text is None:
         text = ""
     if not isinstance(text, str):
