@@ -193,7 +193,7 @@ def test_tiny_pipeline_from_the_cli(tiny_teacher, tiny_tokenizer, tiny_bert_dir,
 
 def test_predict_missing_model_is_one_line(tmp_path):
     result = invoke("predict", tmp_path / "nope", "hello")
-    assert result.exit_code == 2 and "model folder not found" in result.output
+    assert result.exit_code == 2 and "no such model directory" in result.output
 
 
 def test_predict_reads_texts_from_stdin(tiny_teacher, tiny_tokenizer, tmp_path):

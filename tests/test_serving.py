@@ -275,7 +275,7 @@ def test_serve_cli_refuses_a_missing_model(tmp_path):
     from textkd.cli import app
 
     result = CliRunner().invoke(app, ["serve", str(tmp_path / "nope")])
-    assert result.exit_code == 2 and "model folder not found" in result.output
+    assert result.exit_code == 2 and "no such model directory" in result.output
 
 
 CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser",

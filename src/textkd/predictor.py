@@ -76,8 +76,8 @@ def is_onnx_dir(path: str | Path) -> bool:
 def load_backend(model_dir: str | Path, backend: str = "auto", **kwargs: Any) -> Backend:
     """The backend for `model_dir`: "onnx" when it holds model.onnx (or asked for), else "torch"."""
     path = Path(model_dir)
-    if not path.is_dir():
-        raise ModelLoadError("model folder not found", path=path, hint="pass a folder saved by textkd")
+    if not path.is_dir():  # models.io.require_model_dir's wording, without importing torch for an ONNX folder
+        raise ModelLoadError("no such model directory", path=path, hint="train or save a model there first")
     if backend == "auto":
         backend = "onnx" if is_onnx_dir(path) else "torch"
     if backend == "onnx":
