@@ -97,6 +97,9 @@ def test_resume_reuses_finished_students_and_refuses_a_changed_config(teacher_di
     again = textkd.distill(cfg, teacher_dir, tmp_path, methods=["none", "soft"], resume=True, splits=tiny_splits)
     assert [r.test_metrics for r in again] == [r.test_metrics for r in first]
     assert [(r.fit.best_epoch, r.params) for r in again] == [(r.fit.best_epoch, r.params) for r in first]
+    logged = copy.deepcopy(cfg)  # where the run is logged to is not part of what was trained
+    logged.student.train.report_to, logged.student.train.log_every = ["tensorboard"], 7
+    textkd.distill(logged, teacher_dir, tmp_path, methods=["none", "soft"], resume=True, splits=tiny_splits)
     changed = copy.deepcopy(cfg)
     changed.student.train.lr = 0.5
     with pytest.raises(ConfigError, match=r"different config \(student.train.lr: 0.001 -> 0.5"):

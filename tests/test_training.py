@@ -223,3 +223,42 @@ def test_the_loss_is_read_mid_epoch_only_for_a_shown_bar(progress, tiny_teacher,
     trainer.fit(inputs, None)
     assert calls[-1] == len(inputs)
     assert (len(calls) > 1) is progress
+
+
+def _scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = {path.parent for path in log_dir.rglob("events.out.tfevents.*")}
+    out: dict[str, list[tuple[int, float]]] = {}
+    for run in runs:
+        events = EventAccumulator(str(run)).Reload()
+        for tag in events.Tags()["scalars"]:
+            out.setdefault(tag, []).extend((e.step, e.value) for e in events.Scalars(tag))
+    return out
+
+
+def test_tensorboard_gets_every_epoch_row_and_the_loss_every_n_steps(tiny_teacher, tiny_tokenizer, tiny_splits,
+                                                                     tmp_path):
+    pytest.importorskip("tensorboard")
+    train, val = _inputs(tiny_splits.train, tiny_tokenizer), _inputs(tiny_splits.validation, tiny_tokenizer)
+    cfg = _cfg(epochs=2, report_to=["tensorboard"], log_every=2)
+    Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, cfg, tmp_path, label_names=tiny_splits.label_names,
+            save_info={"kind": "teacher", "data": {"name": "tiny"}}).fit(train, val)
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    scalars = _scalars(tmp_path / "logs")
+    for key in ("val_macro_f1", "train_loss", "lr"):
+        assert [step for step, _ in scalars[key]] == [row["step"] for row in rows]
+        np.testing.assert_allclose([value for _, value in scalars[key]], [row[key] for row in rows], rtol=1e-6)
+    steps_per_epoch = rows[0]["step"]
+    assert [step for step, _ in scalars["step/train_loss"]] == list(range(2, 2 * steps_per_epoch + 1, 2))
+    assert all(np.isfinite(value) for _, value in scalars["step/lr"])
+
+
+def test_an_unknown_or_missing_tracker_is_refused(tiny_teacher, tiny_tokenizer, tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="train.report_to: unknown tracker 'tensorbord'"):
+        Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(report_to=["tensorbord"]), tmp_path)
+    import accelerate.tracking
+
+    monkeypatch.setattr(accelerate.tracking, "get_available_trackers", lambda: [])
+    with pytest.raises(ConfigError, match="train.report_to names wandb, which is not installed.*pip install wandb"):
+        Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(report_to=["wandb"]), tmp_path)

@@ -70,6 +70,11 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimiser steps (smoke tests)
     device: str | None = None  # None lets accelerate choose; "cpu" forces the CPU
     progress: bool = True  # rich progress bars
+    # Experiment trackers through accelerate (tensorboard, wandb, mlflow, ...; see TRACKERS): each epoch's
+    # metrics.jsonl row, and the running train loss and learning rate every `log_every` optimiser steps.
+    # TensorBoard writes under <output>/logs.
+    report_to: list[str] = field(default_factory=list)
+    log_every: int = 50
 
 
 @dataclass
@@ -191,6 +196,8 @@ class Config:
 # ------------------------------------------------------------------------------------------ validation
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+# accelerate's experiment trackers (LoggerType); each needs its own package installed.
+TRACKERS = ("tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive", "swanlab", "trackio")
 CONFIG_SECTIONS = ("data", "teacher", "student", "distill")  # the sections check_config knows
 
 
@@ -244,6 +251,10 @@ def check_train(train: TrainConfig, where: str = "train") -> None:
     if not 0.0 <= train.ema_decay < 1.0:
         raise ConfigError(f"{where}.ema_decay must be in [0, 1) (0 disables the weight average), got "
                           f"{train.ema_decay}")
+    unknown = [name for name in train.report_to if name not in TRACKERS]
+    if unknown:
+        raise ConfigError(f"{where}.report_to: unknown tracker {unknown[0]!r}", hint=f"use {', '.join(TRACKERS)}")
+    _at_least(train.log_every, 1, f"{where}.log_every")
     if train.mixed_precision not in MIXED_PRECISION:
         raise ConfigError(f"{where}.mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got "
                           f"{train.mixed_precision!r}")
@@ -442,7 +453,8 @@ def parse_cli_overrides(args: list[str], aliases: dict[str, str] | None = None) 
     return out
 
 
-_IGNORED = {"progress", "device", "eval_batch_size", "data_dir"}  # how, not what, a model is trained on
+# How, not what, a model is trained on.
+_IGNORED = {"progress", "device", "eval_batch_size", "data_dir", "report_to", "log_every"}
 
 
 def check_same_config(model_dir: Path, expected: Config, sections: tuple[str, ...]) -> None:

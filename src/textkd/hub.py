@@ -83,7 +83,7 @@ def push_to_hub(model_dir: str | Path, repo_id: str, *, private: bool = False, t
 
     The card (README.md) is written first where textkd owns it (a README of your own is kept). Uploaded:
     weights, config, tokenizer, `textkd_model.json`, `config.yaml`, `metrics.jsonl`, the eval and bench
-    figures and `onnx/` if exported; left out: `checkpoint/`, a refit's `selection/`, dot-folders (the
+    figures, `onnx/` if exported and `logs/` if `train.report_to` wrote TensorBoard logs; left out: `checkpoint/`, a refit's `selection/`, dot-folders (the
     teacher-output cache) and lock files. The repo is created if needed (`private` then applies).
 
     Example:

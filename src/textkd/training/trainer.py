@@ -42,6 +42,7 @@ from textkd.training.progress import TrainProgress
 from textkd.utils import append_jsonl, atomic_write_text, set_seed
 
 METRICS_FILE = "metrics.jsonl"
+LOGS_DIR = "logs"  # experiment trackers that write files (TensorBoard) write under <output>/logs
 
 
 @dataclass
@@ -126,7 +127,8 @@ class Trainer:
         self.label_names = label_names
         self.out_of_scope_label = out_of_scope_label
         self.save_info = save_info or {}
-        self.accelerator = _make_accelerator(config)
+        self._check_settings()  # before the accelerator, which starts the experiment trackers
+        self.accelerator = _make_accelerator(config, self.output_dir)
         self.average: WeightAverage | None = None  # set by `fit` when train.ema_decay > 0
 
     # ------------------------------------------------------------------ the hook
@@ -160,7 +162,6 @@ class Trainer:
         cfg = self.config
         set_seed(cfg.seed)
         acc = self.accelerator
-        self._check_settings()
         if cfg.pad_multiple > 1:  # fewer distinct batch shapes (compiled graphs, tensor cores)
             train = replace(train, pad_multiple=cfg.pad_multiple)
             if validation is not None:
@@ -173,23 +174,35 @@ class Trainer:
         if resume:
             state = self._restore(module, optimizer, scheduler) or state
         self._start_log(resume, state)
+        if cfg.report_to:
+            acc.init_trackers("textkd", config=self.tracked_config(),
+                              init_kwargs={"wandb": {"name": self.output_dir.name}})
         self.on_train_start()
-        with TrainProgress(enabled=cfg.progress and acc.is_main_process, total_epochs=cfg.epochs) as bar:
-            while state.epoch < cfg.epochs and not self._should_stop(state, self.total_steps):
-                started = time.perf_counter()
-                train_log = self._train_epoch(module, optimizer, scheduler, train, state, bar)
-                train_log["train_s"] = round(time.perf_counter() - started, 3)
-                state.epoch += 1
-                with self.averaged_weights():
-                    metrics = self.evaluate_inputs(validation) if validation is not None else None
-                state.wall_s += time.perf_counter() - started
-                self._end_epoch(module, optimizer, scheduler, state, train_log, metrics, bar)
+        try:
+            with TrainProgress(enabled=cfg.progress and acc.is_main_process, total_epochs=cfg.epochs) as bar:
+                while state.epoch < cfg.epochs and not self._should_stop(state, self.total_steps):
+                    started = time.perf_counter()
+                    train_log = self._train_epoch(module, optimizer, scheduler, train, state, bar)
+                    train_log["train_s"] = round(time.perf_counter() - started, 3)
+                    state.epoch += 1
+                    with self.averaged_weights():
+                        metrics = self.evaluate_inputs(validation) if validation is not None else None
+                    state.wall_s += time.perf_counter() - started
+                    self._end_epoch(module, optimizer, scheduler, state, train_log, metrics, bar)
+        finally:
+            if cfg.report_to:
+                acc.end_training()  # flush and close the trackers, also when a pruned trial stops the run
         acc.wait_for_everyone()
         best = next((h for h in state.history if h["epoch"] == state.best_epoch), {})
         return FitResult(self.output_dir, state.best_epoch, best, state.epoch, state.wall_s, state.history)
 
     def _check_settings(self) -> None:
         check_train(self.config)
+
+    def tracked_config(self) -> dict[str, Any]:
+        """The run's settings for the experiment trackers: `train.*` and the saved model's info, flattened
+        to scalars (TensorBoard's hyper-parameters take numbers, strings and booleans only)."""
+        return _flatten({"train": asdict(self.config), **self.save_info})
 
     def _prepare(self, train_rows: int):
         """The loss module, optimiser and scheduler for `train_rows` rows, prepared by accelerate; sets
@@ -241,6 +254,7 @@ class Trainer:
         if label_counts is not None:
             label_counts = label_counts.to(acc.device)  # one copy per epoch, indexed on the device per step
         sums: dict[str, torch.Tensor] = {}
+        window, window_batches = 0.0, 0  # the loss summed since the trackers' last step row, and its batches
         bar.start_epoch(state.epoch + 1, len(batches))
         steps = 0
         for i, indices in enumerate(batches):
@@ -265,6 +279,12 @@ class Trainer:
             for name, value in out.parts.items():  # summed on the device: no host sync per step
                 sums[name] = sums.get(name, 0.0) + value.detach().float()
             sums["loss"] = sums.get("loss", 0.0) + out.total.detach().float()
+            if cfg.report_to:
+                window, window_batches = window + out.total.detach().float(), window_batches + 1
+                if acc.sync_gradients and state.global_step % cfg.log_every == 0:  # reading the loss syncs
+                    acc.log({"step/train_loss": float(window) / window_batches, "step/lr": scheduler.get_last_lr()[0]},
+                            step=state.global_step)
+                    window, window_batches = 0.0, 0
             if bar.enabled and steps % 25 == 0:  # reading the loss syncs with the device: only for a shown bar
                 bar.update_step(steps, float(sums["loss"]) / steps)
             if cfg.max_steps and state.global_step >= cfg.max_steps:
@@ -290,6 +310,9 @@ class Trainer:
             row.update({f"val_{k}": metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")})
         row.update({"best": improved, "wall_s": round(state.wall_s, 3)})
         state.history.append(row)
+        if self.config.report_to:
+            acc.log({k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)},
+                    step=state.global_step)
         if acc.is_main_process:
             append_jsonl(self.output_dir / METRICS_FILE, row)
             if improved:
@@ -368,14 +391,43 @@ def _label_counts(batches: list[np.ndarray], labels: np.ndarray, world: int) -> 
     return torch.tensor([(labels[batch] != -100).sum() / world for batch in batches], dtype=torch.float32)
 
 
-def _make_accelerator(cfg: TrainConfig):
+def _make_accelerator(cfg: TrainConfig, output_dir: Path):
     from accelerate import Accelerator
 
     mixed = cfg.mixed_precision
     use_cpu = cfg.device == "cpu" or not torch.cuda.is_available()
     if mixed == "auto":
         mixed = "bf16" if not use_cpu and torch.cuda.is_bf16_supported() else "no"
-    return Accelerator(mixed_precision=mixed, gradient_accumulation_steps=cfg.grad_accum, cpu=use_cpu)
+    trackers = {}
+    if cfg.report_to:
+        _check_trackers(cfg.report_to)
+        trackers = {"log_with": list(cfg.report_to), "project_dir": str(output_dir / LOGS_DIR)}
+    return Accelerator(mixed_precision=mixed, gradient_accumulation_steps=cfg.grad_accum, cpu=use_cpu, **trackers)
+
+
+def _check_trackers(names: list[str]) -> None:
+    """accelerate drops a tracker whose package is missing without a word; refuse it instead."""
+    from accelerate.tracking import get_available_trackers
+
+    available = {str(tracker) for tracker in get_available_trackers()}
+    missing = [name for name in names if name not in available]
+    if missing:
+        raise ConfigError(f"train.report_to names {missing[0]}, which is not installed",
+                          hint=f"pip install {missing[0]}, or drop it from train.report_to")
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level of dotted keys; values that are not numbers, strings or booleans as text."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        elif value is None or isinstance(value, (list, tuple)):
+            flat[name] = str(value)
+        else:
+            flat[name] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return flat
 
 
 def _make_optimizer(module: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
