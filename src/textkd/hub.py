@@ -83,8 +83,9 @@ def push_to_hub(model_dir: str | Path, repo_id: str, *, private: bool = False, t
 
     The card (README.md) is written first where textkd owns it (a README of your own is kept). Uploaded:
     weights, config, tokenizer, `textkd_model.json`, `config.yaml`, `metrics.jsonl`, the eval and bench
-    figures, `onnx/` if exported and `logs/` if `train.report_to` wrote TensorBoard logs; left out: `checkpoint/`, a refit's `selection/`, dot-folders (the
-    teacher-output cache) and lock files. The repo is created if needed (`private` then applies).
+    figures, `onnx/` if exported and `logs/` if `train.report_to` wrote TensorBoard logs; left out:
+    `checkpoint/`, a refit's `selection/`, dot-folders (the teacher-output cache) and lock files. The repo is
+    created if needed (`private` then applies).
 
     Example:
         >>> push_to_hub("runs/banking77/students/bilstm/bilstm-soft", "my-org/banking77-bilstm")  # doctest: +SKIP
