@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import textkd
 from textkd.cli import app
 from textkd.data.loading import DataWarning
+from textkd.errors import ConfigError
 from textkd.models.io import save_model
 
 runner = CliRunner()
@@ -203,6 +205,40 @@ def test_predict_reads_texts_from_stdin(tiny_teacher, tiny_tokenizer, tmp_path):
     assert result.exit_code == 0, result.output
     texts = [p["text"] for p in json.loads(result.output)["predictions"]]
     assert texts == ["rain is expected", "the coach praised the team"]
+
+
+def test_predict_writes_csv_tsv_and_jsonl_files_in_input_order(tiny_teacher, tiny_tokenizer, tmp_path):
+    import csv
+
+    save_model(tiny_teacher, tiny_tokenizer, tmp_path / "m")
+    texts = ["rain is expected", 'the coach said "well done", twice', "a new song"]
+    expected = json.loads(invoke("predict", tmp_path / "m", *texts, "--top-k", "2", "--json").output)["predictions"]
+    for suffix, delimiter in ((".csv", ","), (".tsv", "\t")):
+        result = invoke("predict", tmp_path / "m", *texts, "--top-k", "2", "--output", tmp_path / f"p{suffix}")
+        assert result.exit_code == 0, result.output
+        assert f"3 predictions -> {tmp_path / f'p{suffix}'}" in result.output
+        with open(tmp_path / f"p{suffix}", newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle, delimiter=delimiter))
+        assert list(rows[0]) == ["text", "label", "score", "label_2", "score_2"]
+        assert [row["text"] for row in rows] == texts
+        assert [(row["label"], row["label_2"]) for row in rows] == [
+            (p["labels"][0]["label"], p["labels"][1]["label"]) for p in expected]
+        assert [float(row["score"]) for row in rows] == pytest.approx(
+            [p["labels"][0]["score"] for p in expected], abs=1e-6)
+    result = invoke("predict", tmp_path / "m", *texts, "--top-k", "2", "-o", tmp_path / "p.jsonl")
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["text"] for line in lines] == texts
+    assert json.loads(lines[1])["labels"] == expected[1]["labels"]
+
+
+def test_predict_output_must_be_a_table_and_not_with_json(tiny_teacher, tiny_tokenizer, tmp_path):
+    result = invoke("predict", tmp_path / "nope", "hello", "--output", tmp_path / "p.xlsx")
+    assert result.exit_code == 2 and "--output must be a .csv, .tsv, .jsonl file" in result.output
+    result = invoke("predict", tmp_path / "nope", "hello", "--output", tmp_path / "p.csv", "--json")
+    assert result.exit_code == 2 and "--output writes the predictions to a file; --json prints them" in result.output
+    with pytest.raises(ConfigError, match=r"cannot write predictions to a suffix-less file"):
+        textkd.write_predictions([], tmp_path / "p")
 
 
 def test_card_refuses_a_folder_that_is_not_an_evaluated_model(tiny_teacher, tiny_tokenizer, tmp_path):

@@ -12,7 +12,17 @@ from textkd import models as _models  # noqa: F401  (registers the Auto classes)
 from textkd.errors import ConfigError, DataError, HubError, ModelLoadError, TextkdError
 
 if TYPE_CHECKING:
-    from textkd.api import TrainResult, distill, evaluate, evaluate_file, label, load_data, predict, train_teacher
+    from textkd.api import (
+        TrainResult,
+        distill,
+        evaluate,
+        evaluate_file,
+        label,
+        load_data,
+        predict,
+        train_teacher,
+        write_predictions,
+    )
     from textkd.config import (
         Config,
         DataConfig,
@@ -34,7 +44,7 @@ if TYPE_CHECKING:
 # Public names resolve on first use, so `import textkd` stays cheap (the CLI imports what it needs).
 _LAZY = {
     "textkd.api": ("TrainResult", "distill", "evaluate", "evaluate_file", "label", "load_data", "predict",
-                   "train_teacher"),
+                   "train_teacher", "write_predictions"),
     "textkd.config": ("Config", "DataConfig", "DistillConfig", "RunConfig", "StudentConfig", "TeacherConfig",
                       "TrainConfig", "load_config", "save_config"),
     "textkd.data.dataset": ("DatasetSplits", "TextDataset"),
@@ -87,4 +97,5 @@ __all__ = [
     "save_config",
     "train_teacher",
     "write_model_card",
+    "write_predictions",
 ]

@@ -55,7 +55,7 @@ from textkd.training.distiller import Distiller
 from textkd.training.distributed import main_process_first
 from textkd.training.inference import forward_outputs, softmax
 from textkd.training.trainer import METRICS_FILE, FitResult, Trainer, remove_checkpoint
-from textkd.utils import atomic_write_json, read_jsonl, set_seed
+from textkd.utils import atomic_write_json, atomic_write_text, read_jsonl, set_seed
 
 METHODS = ("none", "hard", "soft", "soft+hidden")
 EVAL_FILE = "eval_{split}.json"
@@ -397,6 +397,44 @@ def predict(model_dir: str | Path, texts: str | list[str], *, top_k: int = 3, ba
     predictions = [{"text": text, "labels": labels} for text, labels in zip(texts, top, strict=True)]
     return {"model": str(model_dir), "backend": predictor.backend.name, "latency_ms": round(latency_ms, 3),
             "predictions": predictions}
+
+
+PREDICTION_SUFFIXES = (".csv", ".tsv", ".jsonl")
+
+
+def write_predictions(predictions: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write `predict(...)["predictions"]` to a file, one row per text in input order (atomically).
+
+    `.jsonl`: each prediction as one JSON line (`{"text", "labels": [{"label", "score"}, ...]}`). `.csv` and
+    `.tsv`: columns `text`, `label`, `score`, then `label_2`, `score_2`, ... for the further top-k labels.
+
+    Example:
+        >>> out = predict("runs/bbc/teacher", ["Stocks fell sharply today"])  # doctest: +SKIP
+        >>> write_predictions(out["predictions"], "predictions.csv")  # doctest: +SKIP
+    """
+    import csv
+    import io
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in PREDICTION_SUFFIXES:
+        raise ConfigError(f"cannot write predictions to a {suffix or 'suffix-less'} file", path=path,
+                          hint=f"name a {', '.join(PREDICTION_SUFFIXES)} file")
+    if suffix == ".jsonl":
+        text = "".join(json.dumps(pred, ensure_ascii=False) + "\n" for pred in predictions)
+    else:
+        k = max((len(pred["labels"]) for pred in predictions), default=1)
+        header = ["text", "label", "score"] + [f"{name}_{i}" for i in range(2, k + 1) for name in ("label", "score")]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter="\t" if suffix == ".tsv" else ",", lineterminator="\n")
+        writer.writerow(header)
+        for pred in predictions:
+            scores = (value for top in pred["labels"] for value in (top["label"], f"{top['score']:.6f}"))
+            writer.writerow([pred["text"], *scores])
+        text = buffer.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
+    return path
 
 
 def evaluate_file(

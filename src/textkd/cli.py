@@ -398,15 +398,27 @@ def predict_cmd(
                                                                   "or an index for a file without a header)."),
     top_k: int = typer.Option(3, "--top-k", min=1, help="How many labels to show per text."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: model, latency_ms, predictions."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the predictions to a .csv, .tsv or "
+                                                                    ".jsonl file, one row per text, in order."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
                                                                      "loading one can run arbitrary code."),
 ) -> None:
     """Top-k labels with probabilities for each text, and the latency of the call."""
+    if output is not None and output.suffix.lower() not in api.PREDICTION_SUFFIXES:  # before the model loads
+        raise TextkdError(f"--output must be a {', '.join(api.PREDICTION_SUFFIXES)} file", path=output)
+    if output is not None and as_json:
+        raise TextkdError("--output writes the predictions to a file; --json prints them", hint="pick one")
     items = list(texts or [])
     if file is not None:
         items += _read_texts(file, text_column)
     result = api.predict(model, items, top_k=top_k, trust_pickle=trust_pickle,
                          progress=len(items) >= PREDICT_PROGRESS_TEXTS)
+    if output is not None:
+        api.write_predictions(result["predictions"], output)
+        count = len(result["predictions"])
+        console.print(f"{count:,} prediction{'s' if count != 1 else ''} -> {output} ({result['latency_ms']:.1f} ms)",
+                      highlight=False)
+        return
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         return
