@@ -4,8 +4,8 @@
 `compute_loss`. The loop runs on `accelerate` (device placement, bf16/fp16 autocast, gradient
 accumulation, multi-process data parallelism), evaluates on the validation split after every epoch
 (optionally a moving average of the weights, `train.ema_decay`), keeps the best model by validation macro-F1,
-stops early, and writes a resumable checkpoint after every
-epoch so a crash costs at most the epoch in flight.
+stops early, and writes a resumable checkpoint after every epoch so a crash costs at most the epoch in flight.
+Each epoch's row goes to `metrics.jsonl` and, with `train.report_to`, to accelerate's experiment trackers.
 
 Example:
     >>> trainer = Trainer(model, tokenizer, TrainConfig(epochs=3), "runs/teacher")  # doctest: +SKIP
@@ -423,10 +423,8 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             flat.update(_flatten(value, f"{name}."))
-        elif value is None or isinstance(value, (list, tuple)):
-            flat[name] = str(value)
         else:
-            flat[name] = value if isinstance(value, (bool, int, float, str)) else str(value)
+            flat[name] = value if isinstance(value, bool | int | float | str) else str(value)  # None, lists: text
     return flat
 
 
