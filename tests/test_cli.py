@@ -234,7 +234,8 @@ def test_predict_writes_csv_tsv_and_jsonl_files_in_input_order(tiny_teacher, tin
 
 def test_predict_output_must_be_a_table_and_not_with_json(tiny_teacher, tiny_tokenizer, tmp_path):
     result = invoke("predict", tmp_path / "nope", "hello", "--output", tmp_path / "p.xlsx")
-    assert result.exit_code == 2 and "--output must be a .csv, .tsv, .jsonl file" in result.output
+    assert result.exit_code == 2 and "cannot write predictions to a .xlsx file" in result.output
+    assert "name a .csv, .tsv, .jsonl file" in result.output
     result = invoke("predict", tmp_path / "nope", "hello", "--output", tmp_path / "p.csv", "--json")
     assert result.exit_code == 2 and "--output writes the predictions to a file; --json prints them" in result.output
     with pytest.raises(ConfigError, match=r"cannot write predictions to a suffix-less file"):

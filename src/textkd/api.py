@@ -402,6 +402,16 @@ def predict(model_dir: str | Path, texts: str | list[str], *, top_k: int = 3, ba
 PREDICTION_SUFFIXES = (".csv", ".tsv", ".jsonl")
 
 
+def check_predictions_path(path: str | Path) -> Path:
+    """`path` as a Path when `write_predictions` can write it (by its suffix), else a ConfigError."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in PREDICTION_SUFFIXES:
+        raise ConfigError(f"cannot write predictions to a {suffix or 'suffix-less'} file", path=path,
+                          hint=f"name a {', '.join(PREDICTION_SUFFIXES)} file")
+    return path
+
+
 def write_predictions(predictions: list[dict[str, Any]], path: str | Path) -> Path:
     """Write `predict(...)["predictions"]` to a file, one row per text in input order (atomically).
 
@@ -415,11 +425,8 @@ def write_predictions(predictions: list[dict[str, Any]], path: str | Path) -> Pa
     import csv
     import io
 
-    path = Path(path)
+    path = check_predictions_path(path)
     suffix = path.suffix.lower()
-    if suffix not in PREDICTION_SUFFIXES:
-        raise ConfigError(f"cannot write predictions to a {suffix or 'suffix-less'} file", path=path,
-                          hint=f"name a {', '.join(PREDICTION_SUFFIXES)} file")
     if suffix == ".jsonl":
         text = "".join(json.dumps(pred, ensure_ascii=False) + "\n" for pred in predictions)
     else:

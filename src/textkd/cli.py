@@ -404,10 +404,10 @@ def predict_cmd(
                                                                      "loading one can run arbitrary code."),
 ) -> None:
     """Top-k labels with probabilities for each text, and the latency of the call."""
-    if output is not None and output.suffix.lower() not in api.PREDICTION_SUFFIXES:  # before the model loads
-        raise TextkdError(f"--output must be a {', '.join(api.PREDICTION_SUFFIXES)} file", path=output)
-    if output is not None and as_json:
-        raise TextkdError("--output writes the predictions to a file; --json prints them", hint="pick one")
+    if output is not None:  # before the model loads
+        api.check_predictions_path(output)
+        if as_json:
+            raise TextkdError("--output writes the predictions to a file; --json prints them", hint="pick one")
     items = list(texts or [])
     if file is not None:
         items += _read_texts(file, text_column)
