@@ -21,7 +21,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from textkd.config import Config, DataConfig, check_config, check_same_config, from_dict, save_config, to_dict
+from textkd.config import (
+    Config,
+    DataConfig,
+    at_least,
+    check_config,
+    check_same_config,
+    from_dict,
+    save_config,
+    to_dict,
+)
 from textkd.data.augment import AUGMENT_VERSION, AugmentSettings, write_augmented
 from textkd.data.batching import STUDENT, TEACHER, ModelInputs
 from textkd.data.corpus import concat_encoded, encode_file, file_fingerprint
@@ -521,10 +530,9 @@ def label(
     started = time.perf_counter()
     if not Path(texts_path).is_file():
         raise DataError("no such corpus file", path=texts_path, hint="one text per line, UTF-8")
-    for name, value in (("max_len", 1 if max_len is None else max_len), ("batch_size", batch_size),
-                        ("chunk_size", chunk_size)):
-        if value < 1:
-            raise ConfigError(f"{name} must be >= 1, got {value}")
+    for name, value in (("max_len", max_len), ("batch_size", batch_size), ("chunk_size", chunk_size)):
+        if value is not None:
+            at_least(value, 1, name)
     teacher_dir = model_folder(teacher_dir)
     teacher, tokenizer = load_model(teacher_dir)
     if max_len is None:

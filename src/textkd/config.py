@@ -211,7 +211,7 @@ def check_config(cfg: Config, sections: tuple[str, ...] = CONFIG_SECTIONS) -> No
         textkd.errors.ConfigError: student.train.epochs must be >= 1, got 0
     """
     if "data" in sections:
-        _at_least(cfg.data.max_len, 1, "data.max_len")  # the rest of the section is checked as it loads
+        at_least(cfg.data.max_len, 1, "data.max_len")  # the rest of the section is checked as it loads
     if "teacher" in sections:
         if not 0.0 <= cfg.teacher.dropout < 1.0:
             raise ConfigError(f"teacher.dropout must be in [0, 1), got {cfg.teacher.dropout}")
@@ -222,10 +222,10 @@ def check_config(cfg: Config, sections: tuple[str, ...] = CONFIG_SECTIONS) -> No
     if "student" in sections:
         for key in ("num_layers", "hidden_size"):
             if getattr(cfg.student, key) is not None:
-                _at_least(getattr(cfg.student, key), 1, f"student.{key}", hint="leave it unset for the preset's")
+                at_least(getattr(cfg.student, key), 1, f"student.{key}", hint="leave it unset for the preset's")
         check_train(cfg.student.train, "student.train")
     if "distill" in sections:
-        _at_least(cfg.distill.augment, 0, "distill.augment")
+        at_least(cfg.distill.augment, 0, "distill.augment")
         weights, count = cfg.distill.teacher_weights, len(cfg.distill.teachers) + 1
         if weights and (len(weights) != count or min(weights) < 0 or sum(weights) <= 0):
             raise ConfigError(f"distill.teacher_weights needs {count} non-negative weights (main teacher first) "
@@ -238,14 +238,14 @@ def check_config(cfg: Config, sections: tuple[str, ...] = CONFIG_SECTIONS) -> No
 def check_train(train: TrainConfig, where: str = "train") -> None:
     """The checks of `check_config` for one training section (`where` names it in messages)."""
     for key in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "pad_multiple"):
-        _at_least(getattr(train, key), 1, f"{where}.{key}")
-    _at_least(train.patience, 0, f"{where}.patience", hint="0 disables early stopping")
+        at_least(getattr(train, key), 1, f"{where}.{key}")
+    at_least(train.patience, 0, f"{where}.patience", hint="0 disables early stopping")
     if train.max_steps is not None:
-        _at_least(train.max_steps, 1, f"{where}.max_steps", hint="leave it unset for whole epochs")
+        at_least(train.max_steps, 1, f"{where}.max_steps", hint="leave it unset for whole epochs")
     if not train.lr > 0:
         raise ConfigError(f"{where}.lr must be > 0, got {train.lr}", hint="e.g. 1e-4 for a pretrained encoder")
     for key in ("weight_decay", "max_grad_norm"):
-        _at_least(getattr(train, key), 0, f"{where}.{key}")
+        at_least(getattr(train, key), 0, f"{where}.{key}")
     if not 0.0 <= train.warmup_ratio < 1.0:
         raise ConfigError(f"{where}.warmup_ratio must be in [0, 1), got {train.warmup_ratio}")
     if not 0.0 <= train.ema_decay < 1.0:
@@ -254,13 +254,14 @@ def check_train(train: TrainConfig, where: str = "train") -> None:
     unknown = [name for name in train.report_to if name not in TRACKERS]
     if unknown:
         raise ConfigError(f"{where}.report_to: unknown tracker {unknown[0]!r}", hint=f"use {', '.join(TRACKERS)}")
-    _at_least(train.log_every, 1, f"{where}.log_every")
+    at_least(train.log_every, 1, f"{where}.log_every")
     if train.mixed_precision not in MIXED_PRECISION:
         raise ConfigError(f"{where}.mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got "
                           f"{train.mixed_precision!r}")
 
 
-def _at_least(value: float, low: float, key: str, *, hint: str | None = None) -> None:
+def at_least(value: float, low: float, key: str, *, hint: str | None = None) -> None:
+    """A ConfigError naming `key` when `value` is under `low`."""
     if value < low:
         raise ConfigError(f"{key} must be >= {low}, got {value}", hint=hint)
 

@@ -40,6 +40,7 @@ from textkd.config import (
     Config,
     RunConfig,
     StudentConfig,
+    at_least,
     check_config,
     check_same_config,
     dotted_to_nested,
@@ -282,9 +283,7 @@ def _check_settings(settings: RunConfig) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"unknown backend {backend!r} in run.bench_backends", hint=f"choose from {BACKENDS}")
     for key, low in (("bench_runs", 1), ("bench_texts", 1), ("bench_warmup", 0)):  # else bench fails after training
-        if getattr(settings, key) < low:
-            raise ConfigError(f"run.{key} must be >= {low}, got {getattr(settings, key)}",
-                              hint="or run.bench: false to skip the benchmark")
+        at_least(getattr(settings, key), low, f"run.{key}", hint="or run.bench: false to skip the benchmark")
     for key in settings.student_overrides:  # a recipe may hold overrides for students a run leaves out
         if key.partition("@")[0] not in STUDENT_PRESETS:
             raise ConfigError(f"run.student_overrides names {key!r}, which is not a student preset",
