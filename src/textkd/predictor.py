@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from textkd.errors import ConfigError, ModelLoadError
+from textkd.utils import require_model_dir
 
 ONNX_FILE = "model.onnx"
 
@@ -75,9 +76,7 @@ def is_onnx_dir(path: str | Path) -> bool:
 
 def load_backend(model_dir: str | Path, backend: str = "auto", **kwargs: Any) -> Backend:
     """The backend for `model_dir`: "onnx" when it holds model.onnx (or asked for), else "torch"."""
-    path = Path(model_dir)
-    if not path.is_dir():  # models.io.require_model_dir's wording, without importing torch for an ONNX folder
-        raise ModelLoadError("no such model directory", path=path, hint="train or save a model there first")
+    path = require_model_dir(model_dir)
     if backend == "auto":
         backend = "onnx" if is_onnx_dir(path) else "torch"
     if backend == "onnx":

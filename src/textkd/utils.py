@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes, seeding, JSON lines, the results console."""
+"""Small shared helpers: atomic writes, seeding, JSON lines, the results console, the model-folder check."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from textkd.errors import ModelLoadError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -113,3 +115,11 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def require_model_dir(path: str | Path) -> Path:
+    """`path` as a Path, or a ModelLoadError when there is no such directory (torch-free, for ONNX folders too)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ModelLoadError("no such model directory", path=path, hint="train or save a model there first")
+    return path

@@ -31,7 +31,7 @@ from transformers import (
 
 from textkd.errors import ModelLoadError
 from textkd.models.backbones import load_tokenizer
-from textkd.utils import atomic_write_json
+from textkd.utils import atomic_write_json, require_model_dir
 
 MARKER = "textkd_model.json"
 SAVING = ".textkd_saving"  # present in a target directory while save_model is replacing its files
@@ -100,14 +100,6 @@ def _merge_into(staging: Path, target: Path, files: list[str]) -> None:
             stale.unlink(missing_ok=True)
     os.replace(staging / MARKER, target / MARKER)
     (target / SAVING).unlink()
-
-
-def require_model_dir(path: str | Path) -> Path:
-    """`path` as a Path, or a ModelLoadError when there is no such directory."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ModelLoadError("no such model directory", path=path, hint="train or save a model there first")
-    return path
 
 
 def load_model(path: str | Path, trust_pickle: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
