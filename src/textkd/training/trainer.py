@@ -254,7 +254,7 @@ class Trainer:
         if label_counts is not None:
             label_counts = label_counts.to(acc.device)  # one copy per epoch, indexed on the device per step
         sums: dict[str, torch.Tensor] = {}
-        window, window_batches = 0.0, 0  # the loss summed since the trackers' last step row, and its batches
+        logged = (0.0, 0)  # the summed loss and batches at the trackers' last step row
         bar.start_epoch(state.epoch + 1, len(batches))
         steps = 0
         for i, indices in enumerate(batches):
@@ -279,12 +279,11 @@ class Trainer:
             for name, value in out.parts.items():  # summed on the device: no host sync per step
                 sums[name] = sums.get(name, 0.0) + value.detach().float()
             sums["loss"] = sums.get("loss", 0.0) + out.total.detach().float()
-            if cfg.report_to:
-                window, window_batches = window + out.total.detach().float(), window_batches + 1
-                if acc.sync_gradients and state.global_step % cfg.log_every == 0:  # reading the loss syncs
-                    acc.log({"step/train_loss": float(window) / window_batches, "step/lr": scheduler.get_last_lr()[0]},
-                            step=state.global_step)
-                    window, window_batches = 0.0, 0
+            if cfg.report_to and acc.sync_gradients and state.global_step % cfg.log_every == 0:  # reading syncs
+                total = float(sums["loss"])
+                acc.log({"step/train_loss": (total - logged[0]) / (steps - logged[1]),
+                         "step/lr": scheduler.get_last_lr()[0]}, step=state.global_step)
+                logged = (total, steps)
             if bar.enabled and steps % 25 == 0:  # reading the loss syncs with the device: only for a shown bar
                 bar.update_step(steps, float(sums["loss"]) / steps)
             if cfg.max_steps and state.global_step >= cfg.max_steps:
