@@ -243,12 +243,43 @@ def test_encoder_dropout_reaches_every_encoder_layer_and_survives_save(
 
 @pytest.mark.parametrize(
     ("preset", "p", "message"),
-    [("bert-tiny-2l-128", 1.0, r"must be in \[0, 1\)"), ("bilstm", 0.2, "applies to transformer students")],
+    [("bert-tiny-2l-128", 1.0, r"must be in \[0, 1\)"), ("bilstm", 0.2, "a BiLSTM's dropout is student.dropout")],
 )
 def test_encoder_dropout_errors(preset, p, message, tiny_teacher, tiny_tokenizer, tiny_label_names):
     cfg = StudentConfig(preset=preset, encoder_dropout=p)
     with pytest.raises(ConfigError, match=message):
         build_student(cfg, tiny_teacher, tiny_tokenizer, tiny_label_names, ["a b"])
+
+
+@pytest.mark.parametrize("init", ["bilstm", "random", "teacher-layers", "checkpoint"])
+def test_student_dropout_overrides_the_preset_and_survives_save(
+    init, tiny_teacher, tiny_tokenizer, tiny_label_names, tiny_bert_dir, tmp_path
+):
+    def rates(model):
+        if isinstance(model, BiLSTMClassifier):
+            return {model.dropout.p, model.lstm.dropout}
+        return {m.p for m in model.head.modules() if isinstance(m, torch.nn.Dropout)}
+
+    preset = "bilstm" if init == "bilstm" else "bert-tiny-2l-128"
+    shapes = {"bilstm": {"num_layers": 2, "hidden_size": 16}, "random": {"num_layers": 1, "hidden_size": 32}}
+    overrides = shapes.get(init, {}) | {"init": {"bilstm": "random", "checkpoint": str(tiny_bert_dir)}.get(init, init)}
+    args = (preset, tiny_teacher, tiny_tokenizer, tiny_label_names, ["a b"])
+    default, _ = make_student(*args, **overrides)
+    assert rates(default) == {0.2 if preset == "bilstm" else 0.1}  # the preset's (the tiny teacher's head: 0.1)
+    model, tokenizer = make_student(*args, dropout=0.35, **overrides)
+    assert rates(model) == {0.35}
+    others = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} - rates(model)
+    assert others <= {0.1}  # a transformer's encoder keeps its own (student.encoder_dropout sets that)
+    save_model(model, tokenizer, tmp_path / "student")
+    assert rates(load_model(tmp_path / "student")[0]) == {0.35}
+
+
+def test_student_dropout_must_be_a_probability():
+    from textkd.config import Config, check_config
+
+    with pytest.raises(ConfigError, match=r"student.dropout must be in \[0, 1\), got 1.0"):
+        check_config(Config(student=StudentConfig(dropout=1.0)))
+    check_config(Config(student=StudentConfig(dropout=0.0)))
 
 
 def test_bilstm_teacher_embeddings_are_projected(tiny_teacher, tiny_tokenizer, tiny_label_names):

@@ -117,6 +117,9 @@ class StudentConfig:
     # Transformer students: dropout on the encoder's hidden states and attention probabilities (BERT's
     # hidden_dropout_prob / attention_probs_dropout_prob); None keeps the encoder's own (0.1 for BERT).
     encoder_dropout: float | None = None
+    # The preset's dropout: a transformer student's head, or a BiLSTM's between LSTM layers and before its
+    # classifier (0.2); None keeps the preset's (a teacher-layers student keeps the teacher's head dropout).
+    dropout: float | None = None
     train: TrainConfig = field(default_factory=_student_train)
 
 
@@ -223,6 +226,9 @@ def check_config(cfg: Config, sections: tuple[str, ...] = CONFIG_SECTIONS) -> No
         for key in ("num_layers", "hidden_size"):
             if getattr(cfg.student, key) is not None:
                 at_least(getattr(cfg.student, key), 1, f"student.{key}", hint="leave it unset for the preset's")
+        if cfg.student.dropout is not None and not 0.0 <= cfg.student.dropout < 1.0:
+            raise ConfigError(f"student.dropout must be in [0, 1), got {cfg.student.dropout}",
+                              hint="leave it unset for the preset's")
         check_train(cfg.student.train, "student.train")
     if "distill" in sections:
         at_least(cfg.distill.augment, 0, "distill.augment")

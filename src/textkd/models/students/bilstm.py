@@ -29,6 +29,7 @@ from textkd.models.outputs import ClassifierOutput
 from textkd.models.students.registry import (
     StudentPreset,
     register_student_type,
+    student_dropout,
     student_tokenizer,
 )
 
@@ -220,7 +221,7 @@ def build_bilstm_student(
     train_texts: Sequence[str],
     language: str = "en",
 ) -> tuple[BiLSTMClassifier, PreTrainedTokenizerBase]:
-    """A BiLSTM student of `preset`'s shape (`cfg.num_layers` / `cfg.hidden_size` override it).
+    """A BiLSTM student of `preset`'s shape (`cfg.num_layers` / `cfg.hidden_size` / `cfg.dropout` override it).
 
     `cfg.embedding_init == "teacher"` starts the embeddings from the teacher's word embeddings (projected
     when widths differ, then scaled to unit standard deviation like the random init), which needs the
@@ -232,8 +233,8 @@ def build_bilstm_student(
         raise ConfigError(f"unknown student.embedding_init {cfg.embedding_init!r}", hint="use random or teacher")
     if cfg.encoder_dropout is not None:
         raise ConfigError(
-            "student.encoder_dropout applies to transformer students; a BiLSTM uses its preset's dropout",
-            hint="drop student.encoder_dropout",
+            "student.encoder_dropout applies to transformer students; a BiLSTM's dropout is student.dropout",
+            hint="set student.dropout instead",
         )
     tokenizer = student_tokenizer(cfg, preset, teacher_tokenizer, train_texts, language)
     teacher_rows = None
@@ -252,7 +253,7 @@ def build_bilstm_student(
         embedding_dim=preset.embedding_dim,
         hidden_size=cfg.hidden_size or preset.hidden_size,
         num_layers=cfg.num_layers or preset.num_layers,
-        dropout=preset.dropout,
+        dropout=student_dropout(cfg, preset.dropout),
         pooling=preset.pooling,
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
         max_len=preset.max_len,

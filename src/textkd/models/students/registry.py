@@ -119,6 +119,16 @@ def build_student(
     return model, tokenizer
 
 
+def student_dropout(cfg: StudentConfig, default: float) -> float:
+    """`cfg.dropout` where it is set, else `default` (the preset's, or the teacher's for a teacher-layers student).
+
+    Example:
+        >>> student_dropout(StudentConfig(), 0.2), student_dropout(StudentConfig(dropout=0.0), 0.2)
+        (0.2, 0.0)
+    """
+    return default if cfg.dropout is None else cfg.dropout
+
+
 def student_tokenizer(
     cfg: StudentConfig,
     preset: StudentPreset,

@@ -22,7 +22,12 @@ from textkd.config import StudentConfig
 from textkd.errors import ConfigError
 from textkd.models.backbones import load_error, load_tokenizer, resolve_backbone, scratch_bert_config
 from textkd.models.classifier import TextkdClassifier
-from textkd.models.students.registry import StudentPreset, register_student_type, student_tokenizer
+from textkd.models.students.registry import (
+    StudentPreset,
+    register_student_type,
+    student_dropout,
+    student_tokenizer,
+)
 
 
 @register_student_type("transformer")
@@ -100,7 +105,7 @@ def random_student(
         list(label_names),
         pooling=preset.pooling,
         head=preset.head,
-        dropout=preset.dropout,
+        dropout=student_dropout(cfg, preset.dropout),
     )
 
 
@@ -155,7 +160,7 @@ def teacher_layers_student(
         list(label_names),
         pooling=teacher_config.pooling,
         head=teacher_config.head,
-        dropout=teacher_config.head_dropout,
+        dropout=student_dropout(cfg, teacher_config.head_dropout),
     )
     student.encoder.embeddings.load_state_dict(teacher_model.encoder.embeddings.state_dict())
     for student_index, teacher_index in enumerate(layers):
@@ -217,7 +222,7 @@ def checkpoint_student(
             list(label_names),
             pooling=preset.pooling,
             head=preset.head,
-            dropout=preset.dropout,
+            dropout=student_dropout(cfg, preset.dropout),
         )
     except (OSError, ValueError, KeyError) as err:
         raise load_error(path, err) from None
