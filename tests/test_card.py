@@ -53,13 +53,16 @@ def test_the_card_sets_the_student_beside_its_teacher(pair, tiny_label_names):
     assert f"## Labels ({len(tiny_label_names)})" in card
     assert "latency" not in card  # not measured yet
     assert "| early-stopping patience |" not in card  # the folder records no config.yaml: no settings invented
-    settings = {"data": {"max_len": 32}, "student": {"preset": "bilstm", "train": {"epochs": 3, "patience": 0}},
+    settings = {"data": {"max_len": 32}, "student": {"preset": "bilstm", "train": {"epochs": 3, "patience": 0},
+                                                     "dropout": 0.1, "embedding_init": "teacher"},
                 "distill": {"method": "soft", "temperature": 4.0, "alpha": 0.7, "augment": 0}}
     (student / "config.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
     card = render_model_card(student)
     for row in ("| epochs | 3 |", "| early-stopping patience | 0 (no early stop) |", "| KD term | kl |",
-                "| temperature T | 4.0 |", "| max tokens | 32 |"):
+                "| temperature T | 4.0 |", "| max tokens | 32 |", "| dropout | 0.1 |",
+                "| embedding initialisation | teacher |"):
         assert row in card
+    assert "encoder dropout" not in card  # unset: the preset's
     assert "augmented copies" not in card
     assert "teacher |" not in render_model_card(teacher).split("## Training")[0]  # a teacher has no teacher column
 

@@ -35,8 +35,9 @@ _METHODS = {
     "soft+hidden": "soft-label distillation with the student's hidden states matched to the teacher's",
 }
 _SETTINGS = {  # hyper-parameter key -> how the card names it, in display order
-    "backbone": "backbone", "pooling": "pooling", "head": "head", "dropout": "head dropout",
+    "backbone": "backbone", "pooling": "pooling", "head": "head",
     "preset": "student preset", "init": "initialisation", "num_layers": "layers", "hidden_size": "hidden size",
+    "dropout": "dropout", "encoder_dropout": "encoder dropout", "embedding_init": "embedding initialisation",
     "tokenizer": "tokenizer", "method": "method", "kd_loss": "KD term", "temperature": "temperature T",
     "alpha": "alpha (KD weight)",
     "kd_schedule": "KD schedules", "augment": "augmented copies per text", "unlabeled": "unlabeled text files",

@@ -247,7 +247,10 @@ def _hyperparameters(config: dict[str, Any], role: str) -> dict[str, Any]:
     if role == "teacher":
         out.update({k: section.get(k) for k in ("backbone", "pooling", "head", "dropout")})
     else:
-        out.update({k: section.get(k) for k in ("preset", "init", "num_layers", "hidden_size", "tokenizer")})
+        out.update({k: section.get(k) for k in ("preset", "init", "num_layers", "hidden_size", "tokenizer",
+                                                "dropout", "encoder_dropout")})  # None: the preset's
+        if section.get("embedding_init", "random") != "random":
+            out["embedding_init"] = section["embedding_init"]
         distill = config.get("distill", {})
         out.update({k: distill.get(k) for k in ("method", "temperature", "alpha")})
         if out["method"] in ("soft", "soft+hidden"):
