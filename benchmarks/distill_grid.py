@@ -54,19 +54,30 @@ def record(cfg, splits, result, teacher_name: str, label: str, init: str | None,
         refit = {**refit, "selection_test_accuracy": chosen["accuracy"], "selection_test_macro_f1": chosen["macro_f1"]}
     wall = result.fit.wall_s + (refit["selection_wall_s"] if refit else 0.0)
     return {
-        "dataset": splits.name, "partial_train": splits.partial, "teacher": teacher_name,
-        "student": None if method is None else cfg.student.preset, "init": init,
+        "dataset": splits.name,
+        "partial_train": splits.partial,
+        "teacher": teacher_name,
+        "student": None if method is None else cfg.student.preset,
+        "init": init,
         "method": method if method is not None else "teacher",
-        "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "weighted_f1": m["weighted_f1"],
-        "agreement_with_teacher": m.get("agreement_with_teacher"), "test_rows": m["rows"],
+        "accuracy": m["accuracy"],
+        "macro_f1": m["macro_f1"],
+        "weighted_f1": m["weighted_f1"],
+        "agreement_with_teacher": m.get("agreement_with_teacher"),
+        "test_rows": m["rows"],
         "val_accuracy": result.fit.best_metrics.get("val_accuracy"),
         "val_macro_f1": result.fit.best_metrics.get("val_macro_f1"),
-        "best_epoch": result.fit.best_epoch, "epochs_run": result.fit.epochs_run, "wall_s": round(wall, 2),
-        "params": result.params, "size_mb": round(result.size_mb, 2), "machine": label,
+        "best_epoch": result.fit.best_epoch,
+        "epochs_run": result.fit.epochs_run,
+        "wall_s": round(wall, 2),
+        "params": result.params,
+        "size_mb": round(result.size_mb, 2),
+        "machine": label,
         "train": to_dict(cfg.teacher.train if method is None else cfg.student.train),
         "student_config": None if method is None else {k: v for k, v in to_dict(cfg.student).items() if k != "train"},
         "distill": None if method in (None, "none") else to_dict(cfg.distill),
-        "dir": str(result.output_dir), "refit": refit,
+        "dir": str(result.output_dir),
+        "refit": refit,
     }
 
 
@@ -80,10 +91,14 @@ def main() -> None:
     ap.add_argument("--student", action="append", default=[], help="student spec (repeatable)")
     ap.add_argument("--set", action="append", default=[], help="global override KEY=VALUE (repeatable)")
     ap.add_argument("--results-dir", default=None)
-    ap.add_argument("--resume", action="store_true", help="continue the teacher's run (a refit skips a finished "
-                                                          "selection run) and unfinished students from their "
-                                                          "checkpoints; a finished student is reused, not "
-                                                          "trained again")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the teacher's run (a refit skips a finished "
+        "selection run) and unfinished students from their "
+        "checkpoints; a finished student is reused, not "
+        "trained again",
+    )
     args = ap.parse_args()
     quiet_transformers()
 
@@ -98,10 +113,19 @@ def main() -> None:
     started = time.perf_counter()
 
     def save() -> None:  # after every run: a run cut short still leaves its figures
-        write_results(args.name, {"dataset": splits.name, "notes": splits.notes, "recipe": args.recipe,
-                                  "teacher_dir": str(teacher_dir), "overrides": overrides,
-                                  "total_wall_s": round(time.perf_counter() - started, 1), "runs": records},
-                      args.results_dir)
+        write_results(
+            args.name,
+            {
+                "dataset": splits.name,
+                "notes": splits.notes,
+                "recipe": args.recipe,
+                "teacher_dir": str(teacher_dir),
+                "overrides": overrides,
+                "total_wall_s": round(time.perf_counter() - started, 1),
+                "runs": records,
+            },
+            args.results_dir,
+        )
 
     teacher_dir = Path(args.teacher) if args.teacher else out / "teacher"
     if not args.teacher:
@@ -121,8 +145,11 @@ def main() -> None:
 
 def _show(r: dict) -> None:
     who = "teacher" if r["student"] is None else f"{r['student']}@{r['init']} / {r['method']}"
-    print(f"{r['dataset']:10s} {who:40s} acc {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}  "
-          f"{r['wall_s']:.0f} s  (best epoch {r['best_epoch']})", flush=True)
+    print(
+        f"{r['dataset']:10s} {who:40s} acc {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}  "
+        f"{r['wall_s']:.0f} s  (best epoch {r['best_epoch']})",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

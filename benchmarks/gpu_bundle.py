@@ -58,10 +58,16 @@ def folder_mib(folder: Path) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minilm", default=resolve_backbone("minilm-l6"),
-                    help="local all-MiniLM-L6-v2 folder (default: textkd's offline `minilm-l6` backbone)")
-    ap.add_argument("--data-dir", default=os.environ.get("TEXTKD_DATA_DIR"),
-                    help="folder holding banking77/ (default $TEXTKD_DATA_DIR)")
+    ap.add_argument(
+        "--minilm",
+        default=resolve_backbone("minilm-l6"),
+        help="local all-MiniLM-L6-v2 folder (default: textkd's offline `minilm-l6` backbone)",
+    )
+    ap.add_argument(
+        "--data-dir",
+        default=os.environ.get("TEXTKD_DATA_DIR"),
+        help="folder holding banking77/ (default $TEXTKD_DATA_DIR)",
+    )
     ap.add_argument("--peer", default="../shared/bench/peer_seed1.py", help="the peer script")
     ap.add_argument("--out", default=".gpu")
     ap.add_argument("--limit-mib", type=float, default=64.0, help="fail above this size (one call carries 64 MiB)")
@@ -82,8 +88,10 @@ def main() -> None:
     print(f"{out}: {size:.1f} MiB (limit {args.limit_mib:g}); fp16 encoder drift on a probe text: {drift:.2e}")
     if size > args.limit_mib:
         raise SystemExit(f"the bundle is {size:.1f} MiB, over {args.limit_mib:g} MiB")
-    print(f"on the GPU: python benchmarks/gpu_vs_peer.py --minilm {minilm} --data-dir {out / 'data'} "
-          f"--peer {out / 'peer_seed1.py'}")
+    print(
+        f"on the GPU: python benchmarks/gpu_vs_peer.py --minilm {minilm} --data-dir {out / 'data'} "
+        f"--peer {out / 'peer_seed1.py'}"
+    )
 
 
 if __name__ == "__main__":

@@ -36,38 +36,67 @@ JOBS = ("teacher", "student_kd", "student_nokd")
 
 
 def run_textkd(args) -> dict:
-    overrides = {"data.data_dir": args.data_dir, "teacher.backbone": args.minilm, "teacher.train.progress": "false",
-                 "student.train.progress": "false", "teacher.train.mixed_precision": args.precision,
-                 "student.train.mixed_precision": args.precision, "output_dir": args.out}
+    overrides = {
+        "data.data_dir": args.data_dir,
+        "teacher.backbone": args.minilm,
+        "teacher.train.progress": "false",
+        "student.train.progress": "false",
+        "teacher.train.mixed_precision": args.precision,
+        "student.train.mixed_precision": args.precision,
+        "output_dir": args.out,
+    }
     if args.teacher_epochs:
         overrides["teacher.train.epochs"] = str(args.teacher_epochs)
     if args.student_epochs:
         overrides["student.train.epochs"] = str(args.student_epochs)
     if args.quick:
-        overrides.update({"teacher.train.max_steps": "5", "student.train.max_steps": "5",
-                          "teacher.train.epochs": "1", "student.train.epochs": "1"})
+        overrides.update(
+            {
+                "teacher.train.max_steps": "5",
+                "student.train.max_steps": "5",
+                "teacher.train.epochs": "1",
+                "student.train.epochs": "1",
+            }
+        )
     cfg = textkd.load_config("recipes/banking77.yaml", overrides)
     jobs = {}
     started = time.perf_counter()
     splits = textkd.load_data(cfg.data)
     teacher_dir = Path(args.out) / "textkd" / "teacher"
     result = textkd.train_teacher(cfg, teacher_dir, splits=splits)
-    jobs["teacher"] = {"accuracy": result.test_metrics["accuracy"], "macro_f1": result.test_metrics["macro_f1"],
-                       "wall_s": time.perf_counter() - started}
+    jobs["teacher"] = {
+        "accuracy": result.test_metrics["accuracy"],
+        "macro_f1": result.test_metrics["macro_f1"],
+        "wall_s": time.perf_counter() - started,
+    }
     for method, name in (("soft", "student_kd"), ("none", "student_nokd")):
         began = time.perf_counter()
-        [res] = textkd.distill(cfg, teacher_dir, Path(args.out) / "textkd" / "students", methods=[method],
-                               splits=splits)
-        jobs[name] = {"accuracy": res.test_metrics["accuracy"], "macro_f1": res.test_metrics["macro_f1"],
-                      "wall_s": time.perf_counter() - began}
+        [res] = textkd.distill(
+            cfg, teacher_dir, Path(args.out) / "textkd" / "students", methods=[method], splits=splits
+        )
+        jobs[name] = {
+            "accuracy": res.test_metrics["accuracy"],
+            "macro_f1": res.test_metrics["macro_f1"],
+            "wall_s": time.perf_counter() - began,
+        }
     jobs["total_wall_s"] = time.perf_counter() - started
     return jobs
 
 
 def run_peer(args) -> dict:
     out = Path(args.out) / "peer"
-    command = [sys.executable, args.peer, "--teacher", args.minilm, "--data", str(Path(args.data_dir) / "banking77"),
-               "--out", str(out), "--teacher-lr", "1e-4"] + (["--quick"] if args.quick else [])
+    command = [
+        sys.executable,
+        args.peer,
+        "--teacher",
+        args.minilm,
+        "--data",
+        str(Path(args.data_dir) / "banking77"),
+        "--out",
+        str(out),
+        "--teacher-lr",
+        "1e-4",
+    ] + (["--quick"] if args.quick else [])
     if args.teacher_epochs:
         command += ["--teacher-epochs", str(args.teacher_epochs)]
     if args.student_epochs:
@@ -76,8 +105,10 @@ def run_peer(args) -> dict:
     subprocess.run(command, check=True)
     total = time.perf_counter() - started
     raw = json.loads((out / "peer_results.json").read_text())
-    jobs = {name: {"accuracy": raw[name]["accuracy"], "macro_f1": raw[name]["f1"], "wall_s": raw[name]["wall_s"]}
-            for name in JOBS}
+    jobs = {
+        name: {"accuracy": raw[name]["accuracy"], "macro_f1": raw[name]["f1"], "wall_s": raw[name]["wall_s"]}
+        for name in JOBS
+    }
     jobs["total_wall_s"] = total
     return jobs
 
@@ -87,9 +118,12 @@ def median_jobs(repeats: list[dict]) -> dict:
     out = {}
     for job in JOBS:
         rows = [r[job] for r in repeats]
-        out[job] = {"accuracy": rows[0]["accuracy"], "macro_f1": rows[0]["macro_f1"],
-                    "wall_s": statistics.median(r["wall_s"] for r in rows),
-                    "same_accuracy_every_repeat": len({r["accuracy"] for r in rows}) == 1}
+        out[job] = {
+            "accuracy": rows[0]["accuracy"],
+            "macro_f1": rows[0]["macro_f1"],
+            "wall_s": statistics.median(r["wall_s"] for r in rows),
+            "same_accuracy_every_repeat": len({r["accuracy"] for r in rows}) == 1,
+        }
     out["total_wall_s"] = statistics.median(r["total_wall_s"] for r in repeats)
     return out
 
@@ -104,7 +138,7 @@ def run_repeats(args) -> tuple[dict, list[dict]]:
     for i in range(args.repeats):
         run_args = argparse.Namespace(**{**vars(args), "out": str(Path(args.out) / f"repeat{i}")})
         runs = {}
-        for who in (order if i % 2 == 0 else order[::-1]):
+        for who in order if i % 2 == 0 else order[::-1]:
             runs[who] = run_textkd(run_args) if who == "textkd" else run_peer(run_args)
             print(f"repeat {i + 1}/{args.repeats}, {who}: {runs[who]['total_wall_s']:.1f} s", flush=True)
         # --quick runs different step counts in the two pipelines: their times compare nothing
@@ -122,8 +156,12 @@ def main() -> None:
     ap.add_argument("--out", default="runs/gpu_vs_peer")
     ap.add_argument("--precision", default="no", help="textkd mixed precision: no (fp32) | bf16 | auto")
     ap.add_argument("--order", default="textkd,peer", help="which pipeline runs first (flipped at every repeat)")
-    ap.add_argument("--repeats", type=int, default=1,
-                    help="run both pipelines this many times; times are medians, the speed-up their ratio")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run both pipelines this many times; times are medians, the speed-up their ratio",
+    )
     ap.add_argument("--quick", action="store_true", help="a few steps per job: checks the script, not the speed")
     ap.add_argument("--teacher-epochs", type=int, help="both pipelines (default: the recipe's 10, the peer's 10)")
     ap.add_argument("--student-epochs", type=int, help="both pipelines (default: the recipe's 20, the peer's 20)")
@@ -140,21 +178,40 @@ def main() -> None:
     for job in JOBS:
         t, p = runs["textkd"][job], runs["peer"][job]
         print(f"{job:14s} {t['accuracy']:10.4f} {p['accuracy']:9.4f} {t['wall_s']:16.1f} {p['wall_s']:14.1f}")
-    print(f"total ({label.strip() or 'one run'}): textkd {runs['textkd']['total_wall_s']:.1f} s, "
-          f"peer {runs['peer']['total_wall_s']:.1f} s, "
-          + ("--quick runs different step counts: no speed-up is computed" if args.quick
-             else f"speed-up {speedup:.2f}x (target >= 5x; per repeat: "
-                  + ", ".join(f"{r['speedup']:.2f}x" for r in repeats) + ")"))
+    print(
+        f"total ({label.strip() or 'one run'}): textkd {runs['textkd']['total_wall_s']:.1f} s, "
+        f"peer {runs['peer']['total_wall_s']:.1f} s, "
+        + (
+            "--quick runs different step counts: no speed-up is computed"
+            if args.quick
+            else f"speed-up {speedup:.2f}x (target >= 5x; per repeat: "
+            + ", ".join(f"{r['speedup']:.2f}x" for r in repeats)
+            + ")"
+        )
+    )
     if args.quick:  # a smoke run checks that both pipelines run; its times compare nothing
         speedup = None
-    write_results(args.name, {"dataset": "banking77", "teacher": "minilm-l6", "student": "tinybert-4l-312",
-                              "method": "soft and none", "quick": args.quick, "repeats": args.repeats,
-                              "runs": runs, "per_repeat": repeats,
-                              "teacher_epochs": args.teacher_epochs or 10, "student_epochs": args.student_epochs or 20,
-                              "speedup": speedup, "wall_s": runs["textkd"]["total_wall_s"],
-                              "accuracy": runs["textkd"]["student_kd"]["accuracy"],
-                              "macro_f1": runs["textkd"]["student_kd"]["macro_f1"], "device": machine()["label"]},
-                  args.results_dir)
+    write_results(
+        args.name,
+        {
+            "dataset": "banking77",
+            "teacher": "minilm-l6",
+            "student": "tinybert-4l-312",
+            "method": "soft and none",
+            "quick": args.quick,
+            "repeats": args.repeats,
+            "runs": runs,
+            "per_repeat": repeats,
+            "teacher_epochs": args.teacher_epochs or 10,
+            "student_epochs": args.student_epochs or 20,
+            "speedup": speedup,
+            "wall_s": runs["textkd"]["total_wall_s"],
+            "accuracy": runs["textkd"]["student_kd"]["accuracy"],
+            "macro_f1": runs["textkd"]["student_kd"]["macro_f1"],
+            "device": machine()["label"],
+        },
+        args.results_dir,
+    )
 
 
 if __name__ == "__main__":

@@ -35,16 +35,25 @@ from textkd.utils import read_jsonl, set_seed  # noqa: E402
 
 def one_epoch(method, teacher, teacher_tokenizer, splits, cached, args, workdir) -> float:
     set_seed(0)
-    student, tokenizer = build_student(StudentConfig(preset=args.student), teacher, teacher_tokenizer,
-                                       splits.label_names, splits.train.texts)
+    student, tokenizer = build_student(
+        StudentConfig(preset=args.student), teacher, teacher_tokenizer, splits.label_names, splits.train.texts
+    )
     train = ModelInputs({"": encode(splits.train.texts, tokenizer, args.max_len)}, splits.train.labels)
-    val = ModelInputs({"": encode(splits.validation.texts[:64], tokenizer, args.max_len)},
-                      splits.validation.labels[:64])
+    val = ModelInputs(
+        {"": encode(splits.validation.texts[:64], tokenizer, args.max_len)}, splits.validation.labels[:64]
+    )
     cfg = TrainConfig(epochs=1, batch_size=32, lr=3e-4, progress=False, device="cpu", patience=0)
     out = Path(workdir) / f"{method}-{time.perf_counter_ns()}"
-    Distiller(student, tokenizer, cfg, out, teacher=teacher if method != "none" else None,
-              loss=build_loss(method, DistillConfig()), teacher_outputs=cached if method != "none" else None,
-              label_names=splits.label_names).fit(train, val)
+    Distiller(
+        student,
+        tokenizer,
+        cfg,
+        out,
+        teacher=teacher if method != "none" else None,
+        loss=build_loss(method, DistillConfig()),
+        teacher_outputs=cached if method != "none" else None,
+        label_names=splits.label_names,
+    ).fit(train, val)
     return read_jsonl(out / "metrics.jsonl")[0]["train_s"]
 
 
@@ -74,12 +83,26 @@ def main() -> None:
                 print(f"{method}: {times[method][-1]:.1f} s", flush=True)
     none_s, soft_s = statistics.median(times["none"]), statistics.median(times["soft"])
     ratio = soft_s / none_s
-    print(f"median epoch: none {none_s:.1f} s, soft (cached teacher) {soft_s:.1f} s, ratio {ratio:.3f} "
-          f"(target <= 1.15); cache built once in {cache_s:.1f} s")
-    write_results(args.name, {"dataset": splits.name, "teacher": args.teacher, "student": args.student,
-                              "method": "soft vs none", "epoch_s": times, "median_none_s": none_s,
-                              "median_soft_s": soft_s, "ratio": ratio, "cache_build_s": cache_s,
-                              "train_rows": len(splits.train), "machine_label": machine()["label"]})
+    print(
+        f"median epoch: none {none_s:.1f} s, soft (cached teacher) {soft_s:.1f} s, ratio {ratio:.3f} "
+        f"(target <= 1.15); cache built once in {cache_s:.1f} s"
+    )
+    write_results(
+        args.name,
+        {
+            "dataset": splits.name,
+            "teacher": args.teacher,
+            "student": args.student,
+            "method": "soft vs none",
+            "epoch_s": times,
+            "median_none_s": none_s,
+            "median_soft_s": soft_s,
+            "ratio": ratio,
+            "cache_build_s": cache_s,
+            "train_rows": len(splits.train),
+            "machine_label": machine()["label"],
+        },
+    )
 
 
 if __name__ == "__main__":

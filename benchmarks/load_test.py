@@ -66,8 +66,14 @@ def model_facts(model_dir: Path) -> dict[str, Any]:
     marker = model_dir / "textkd_model.json"
     info = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
     data = info.get("data") or {}
-    return {"kind": info.get("kind"), "dataset": data.get("name"), "teacher": info.get("teacher"),
-            "student_preset": info.get("preset"), "method": info.get("method"), "data": data}
+    return {
+        "kind": info.get("kind"),
+        "dataset": data.get("name"),
+        "teacher": info.get("teacher"),
+        "student_preset": info.get("preset"),
+        "method": info.get("method"),
+        "data": data,
+    }
 
 
 def load_texts(facts: dict[str, Any], data_dir: str | None) -> tuple[list[str], str]:
@@ -99,8 +105,21 @@ def _free_port() -> int:
 def running_server(model: Path, backend: str, options: dict[str, Any], timeout_s: float = 180) -> Iterator[str]:
     """`textkd serve` on 127.0.0.1 in a subprocess; yields its URL and stops it on exit."""
     port = _free_port()
-    command = [sys.executable, "-m", "textkd", "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
-               "--backend", backend, "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "textkd",
+        "serve",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend",
+        backend,
+        "--log-level",
+        "warning",
+    ]
     for key, value in options.items():
         if value is not None:
             command += [f"--{key.replace('_', '-')}", str(value)]
@@ -157,9 +176,15 @@ async def run_load(url: str, texts: list[str], requests: int, concurrency: int, 
         await asyncio.gather(*(client_loop(client) for _ in range(concurrency)))
         wall_s = time.perf_counter() - started
     ms = np.asarray(latencies)
-    return {"errors": len(errors), "first_errors": errors[:5], "p50_ms": round(float(np.percentile(ms, 50)), 3),
-            "p99_ms": round(float(np.percentile(ms, 99)), 3), "mean_ms": round(float(ms.mean()), 3),
-            "requests_per_s": round(requests / wall_s, 1), "wall_s": round(wall_s, 3)}
+    return {
+        "errors": len(errors),
+        "first_errors": errors[:5],
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+        "requests_per_s": round(requests / wall_s, 1),
+        "wall_s": round(wall_s, 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,11 +200,23 @@ def main(argv: list[str] | None = None) -> int:
     passes = after["batching"]["forward_passes"] - before["batching"]["forward_passes"]
     served = after["batching"]["texts"] - before["batching"]["texts"]
     payload = {
-        "model": str(args.model), "backend": after["backend"], "kind": facts["kind"], "dataset": facts["dataset"],
-        "teacher": facts["teacher"], "student_preset": facts["student_preset"], "method": facts["method"],
-        "texts": source, "requests": args.requests, "concurrency": args.concurrency, "texts_per_request": 1,
-        "top_k": args.top_k, **figures, "forward_passes": passes, "mean_batch": round(served / max(1, passes), 2),
-        "server_limits": after["limits"], "server_threads": args.threads,
+        "model": str(args.model),
+        "backend": after["backend"],
+        "kind": facts["kind"],
+        "dataset": facts["dataset"],
+        "teacher": facts["teacher"],
+        "student_preset": facts["student_preset"],
+        "method": facts["method"],
+        "texts": source,
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "texts_per_request": 1,
+        "top_k": args.top_k,
+        **figures,
+        "forward_passes": passes,
+        "mean_batch": round(served / max(1, passes), 2),
+        "server_limits": after["limits"],
+        "server_threads": args.threads,
     }
     print(json.dumps({k: payload[k] for k in ("errors", "p50_ms", "p99_ms", "requests_per_s", "mean_batch")}))
     write_results(args.name, payload, args.out)

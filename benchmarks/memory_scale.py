@@ -93,18 +93,27 @@ def stage(name: str, work: Path, rows: int) -> dict:
     else:
         # At most 400 steps (one epoch of the 100,000-text transfer set): the arrays that could grow with the
         # corpus are all built before the first step, and the memory of a step does not depend on the corpus.
-        train = TrainConfig(epochs=1, batch_size=256, lr=1e-3, patience=0, progress=False, device="cpu",
-                            max_steps=400)
-        cfg = Config(data=DataConfig(name="files", train=str(work / "train.csv"), test=str(work / "test.csv"),
-                                     max_len=32),
-                     student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=32, train=train),
-                     distill=DistillConfig(unlabeled=[str(corpus)]))
+        train = TrainConfig(epochs=1, batch_size=256, lr=1e-3, patience=0, progress=False, device="cpu", max_steps=400)
+        cfg = Config(
+            data=DataConfig(name="files", train=str(work / "train.csv"), test=str(work / "test.csv"), max_len=32),
+            student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=32, train=train),
+            distill=DistillConfig(unlabeled=[str(corpus)]),
+        )
         [result] = textkd.distill(cfg, work / "teacher", work / f"students_{rows}", methods=["soft"])
         info = json.loads((result.output_dir / "textkd_model.json").read_text())
-        extra = {"transfer_rows": info["transfer_set"]["labelled_rows"] + info["transfer_set"]["teacher_labelled_rows"],
-                 "steps": result.fit.history[-1]["step"], "accuracy": result.test_metrics["accuracy"]}
-    return {"stage": name, "corpus_rows": rows, "peak_rss_mb": round(peak_mb(), 1),
-            "rss_after_imports_mb": round(baseline, 1), "wall_s": round(time.perf_counter() - started, 1), **extra}
+        extra = {
+            "transfer_rows": info["transfer_set"]["labelled_rows"] + info["transfer_set"]["teacher_labelled_rows"],
+            "steps": result.fit.history[-1]["step"],
+            "accuracy": result.test_metrics["accuracy"],
+        }
+    return {
+        "stage": name,
+        "corpus_rows": rows,
+        "peak_rss_mb": round(peak_mb(), 1),
+        "rss_after_imports_mb": round(baseline, 1),
+        "wall_s": round(time.perf_counter() - started, 1),
+        **extra,
+    }
 
 
 def main() -> None:
@@ -126,12 +135,19 @@ def main() -> None:
         for stale in (work / "teacher" / ".textkd-cache", work / f"labels_{rows}", work / f"students_{rows}"):
             shutil.rmtree(stale, ignore_errors=True)
         for name in ("label", "distill"):
-            done = subprocess.run([sys.executable, __file__, "--work", str(work), "--rows", str(rows),
-                                   "--stage", name], capture_output=True, text=True, check=True)
+            done = subprocess.run(
+                [sys.executable, __file__, "--work", str(work), "--rows", str(rows), "--stage", name],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             record = json.loads(done.stdout.strip().splitlines()[-1])
             records.append(record)
-            print(f"{name:8s} {rows:>9,} texts: peak RSS {record['peak_rss_mb']:8.1f} MB "
-                  f"(after imports {record['rss_after_imports_mb']:.1f} MB), {record['wall_s']:.1f} s", flush=True)
+            print(
+                f"{name:8s} {rows:>9,} texts: peak RSS {record['peak_rss_mb']:8.1f} MB "
+                f"(after imports {record['rss_after_imports_mb']:.1f} MB), {record['wall_s']:.1f} s",
+                flush=True,
+            )
     by = {(r["stage"], r["corpus_rows"]): r["peak_rss_mb"] for r in records}
     growth = {}
     if len(args.rows) > 1:
@@ -139,9 +155,17 @@ def main() -> None:
         for name in ("label", "distill"):
             growth[name] = round(by[(name, large)] / by[(name, small)], 3)
             print(f"{name}: {large // small}x the texts -> {growth[name]:.2f}x the peak memory")
-    write_results(args.name, {"dataset": "synthetic (400-word vocabulary, 5-20 words per text)",
-                              "teacher": "random BERT 2L/64H", "student": "bilstm 1x32", "method": "soft",
-                              "records": records, "peak_growth": growth})
+    write_results(
+        args.name,
+        {
+            "dataset": "synthetic (400-word vocabulary, 5-20 words per text)",
+            "teacher": "random BERT 2L/64H",
+            "student": "bilstm 1x32",
+            "method": "soft",
+            "records": records,
+            "peak_growth": growth,
+        },
+    )
 
 
 if __name__ == "__main__":

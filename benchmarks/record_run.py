@@ -41,24 +41,46 @@ def main() -> None:
             wall = lines[-1].get("wall_s") if lines else None
         by_backend = row.get("latency_p50_ms_by_backend") or {}
         int8 = by_backend.get("onnx-int8")
-        records.append({
-            "dataset": results["dataset"]["name"], "partial_train": results["dataset"]["partial"],
-            "teacher": teacher["hyperparameters"].get("backbone"), "student": row["preset"],
-            "method": row["method"] or "teacher", "accuracy": row["accuracy"], "macro_f1": row["macro_f1"],
-            "agreement_with_teacher": row.get("agreement_with_teacher"), "wall_s": wall, "epochs": row.get("epochs"),
-            "best_epoch": row.get("best_epoch"), "params": row["params"], "size_mb": row["size_mb"],
-            "latency_p50_ms_torch_1thread": by_backend.get("torch"), "latency_p50_ms_onnx_int8_1thread": int8,
-            "teacher_torch_over_this_int8": round(teacher_ms / int8, 2) if teacher_ms and int8 else None,
-        })
-        print(f"{records[-1]['method'] if row['role'] == 'teacher' else row['name']:28s} "
-              f"acc {row['accuracy']:.4f}  F1 {row['macro_f1']:.4f}  torch {by_backend.get('torch')} ms  "
-              f"int8 {int8} ms  teacher-torch / int8 {records[-1]['teacher_torch_over_this_int8']}x")
+        records.append(
+            {
+                "dataset": results["dataset"]["name"],
+                "partial_train": results["dataset"]["partial"],
+                "teacher": teacher["hyperparameters"].get("backbone"),
+                "student": row["preset"],
+                "method": row["method"] or "teacher",
+                "accuracy": row["accuracy"],
+                "macro_f1": row["macro_f1"],
+                "agreement_with_teacher": row.get("agreement_with_teacher"),
+                "wall_s": wall,
+                "epochs": row.get("epochs"),
+                "best_epoch": row.get("best_epoch"),
+                "params": row["params"],
+                "size_mb": row["size_mb"],
+                "latency_p50_ms_torch_1thread": by_backend.get("torch"),
+                "latency_p50_ms_onnx_int8_1thread": int8,
+                "teacher_torch_over_this_int8": round(teacher_ms / int8, 2) if teacher_ms and int8 else None,
+            }
+        )
+        print(
+            f"{records[-1]['method'] if row['role'] == 'teacher' else row['name']:28s} "
+            f"acc {row['accuracy']:.4f}  F1 {row['macro_f1']:.4f}  torch {by_backend.get('torch')} ms  "
+            f"int8 {int8} ms  teacher-torch / int8 {records[-1]['teacher_torch_over_this_int8']}x"
+        )
     folder = RESULTS / args.name
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("results.json", "report.md", "report.html"):
         shutil.copy(run_dir / name, folder / name)
-    write_results(args.name, {"run_dir": str(run_dir), "note": args.note, "machine_of_run": results["machine"],
-                              "seed": results["seed"], "records": records, "report": f"{args.name}/report.html"})
+    write_results(
+        args.name,
+        {
+            "run_dir": str(run_dir),
+            "note": args.note,
+            "machine_of_run": results["machine"],
+            "seed": results["seed"],
+            "records": records,
+            "report": f"{args.name}/report.html",
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -31,10 +31,13 @@ from textkd.cli import quiet_transformers  # noqa: E402
 from textkd.models.classifier import TextkdClassifier  # noqa: E402
 
 SHAPES = {
-    "tinybert-4l-312": {"hidden_size": 312, "num_hidden_layers": 4, "num_attention_heads": 12,
-                        "intermediate_size": 1200},
-    "minilm-l6": {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12,
-                  "intermediate_size": 1536},
+    "tinybert-4l-312": {
+        "hidden_size": 312,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 12,
+        "intermediate_size": 1200,
+    },
+    "minilm-l6": {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536},
 }
 
 
@@ -96,11 +99,18 @@ def main() -> None:
     args = ap.parse_args()
     quiet_transformers()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    overrides = {"data.data_dir": args.data_dir, "teacher.backbone": args.minilm, "teacher.train.progress": "false",
-                 "student.train.progress": "false", "teacher.train.mixed_precision": args.precision,
-                 "student.train.mixed_precision": args.precision, "teacher.train.epochs": "1",
-                 "student.train.epochs": "1", "teacher.train.max_steps": str(args.steps),
-                 "student.train.max_steps": str(args.steps)}
+    overrides = {
+        "data.data_dir": args.data_dir,
+        "teacher.backbone": args.minilm,
+        "teacher.train.progress": "false",
+        "student.train.progress": "false",
+        "teacher.train.mixed_precision": args.precision,
+        "student.train.mixed_precision": args.precision,
+        "teacher.train.epochs": "1",
+        "student.train.epochs": "1",
+        "teacher.train.max_steps": str(args.steps),
+        "student.train.max_steps": str(args.steps),
+    }
     cfg = textkd.load_config("recipes/banking77.yaml", overrides)
     splits = textkd.load_data(cfg.data)
     out = Path(args.out)
@@ -108,8 +118,11 @@ def main() -> None:
     teacher = profiled("teacher", lambda: textkd.train_teacher(cfg, out / "teacher", splits=splits), args.top)
     figures["textkd_teacher_ms_per_step"] = ms_per_step(teacher)
     for method in ("soft", "none"):
-        [student] = profiled(f"student {method}", lambda m=method: textkd.distill(
-            cfg, out / "teacher", out / "students", methods=[m], splits=splits), args.top)
+        [student] = profiled(
+            f"student {method}",
+            lambda m=method: textkd.distill(cfg, out / "teacher", out / "students", methods=[m], splits=splits),
+            args.top,
+        )
         figures[f"textkd_student_{method}_ms_per_step"] = ms_per_step(student)
     for name, shape in SHAPES.items():
         for bf16 in (False, True):
@@ -117,10 +130,20 @@ def main() -> None:
             figures[key] = bare_loop(shape, device, args.steps, bf16)
     for key, value in figures.items():
         print(f"{key:45s} {value:8.2f}")
-    write_results(args.name, {"dataset": "banking77", "teacher": "minilm-l6", "student": "tinybert-4l-312",
-                              "method": "soft and none", "steps": args.steps, "precision": args.precision,
-                              "device": machine()["label"], **{k: round(v, 3) for k, v in figures.items()}},
-                  args.results_dir)
+    write_results(
+        args.name,
+        {
+            "dataset": "banking77",
+            "teacher": "minilm-l6",
+            "student": "tinybert-4l-312",
+            "method": "soft and none",
+            "steps": args.steps,
+            "precision": args.precision,
+            "device": machine()["label"],
+            **{k: round(v, 3) for k, v in figures.items()},
+        },
+        args.results_dir,
+    )
 
 
 if __name__ == "__main__":

@@ -73,18 +73,31 @@ def main() -> None:
     for folder, p in probs.items():
         rows.append({"teacher": folder, **{split: scores(labels[split], p[split]) for split in SPLITS}})
     mean = {split: np.mean([p[split] for p in probs.values()], axis=0) for split in SPLITS}
-    rows.append({"teacher": f"ensemble of {len(probs)}", **{split: scores(labels[split], mean[split])
-                                                            for split in SPLITS}})
+    rows.append(
+        {"teacher": f"ensemble of {len(probs)}", **{split: scores(labels[split], mean[split]) for split in SPLITS}}
+    )
     for row in rows:
-        print(f"{row['teacher']:40s} val acc {row['validation']['accuracy']:.4f} macro-F1 "
-              f"{row['validation']['macro_f1']:.4f} | test acc {row['test']['accuracy']:.4f} macro-F1 "
-              f"{row['test']['macro_f1']:.4f}")
+        print(
+            f"{row['teacher']:40s} val acc {row['validation']['accuracy']:.4f} macro-F1 "
+            f"{row['validation']['macro_f1']:.4f} | test acc {row['test']['accuracy']:.4f} macro-F1 "
+            f"{row['test']['macro_f1']:.4f}"
+        )
     ensemble = rows[-1]["test"]
-    write_results(args.name, {"dataset": splits.name, "notes": splits.notes, "teacher": "minilm-l6",
-                              "student": None, "method": "teacher-ensemble", "accuracy": ensemble["accuracy"],
-                              "macro_f1": ensemble["macro_f1"], "members": rows,
-                              "wall_s": round(time.perf_counter() - started, 1)},
-                  args.results_dir)
+    write_results(
+        args.name,
+        {
+            "dataset": splits.name,
+            "notes": splits.notes,
+            "teacher": "minilm-l6",
+            "student": None,
+            "method": "teacher-ensemble",
+            "accuracy": ensemble["accuracy"],
+            "macro_f1": ensemble["macro_f1"],
+            "members": rows,
+            "wall_s": round(time.perf_counter() - started, 1),
+        },
+        args.results_dir,
+    )
 
 
 if __name__ == "__main__":

@@ -51,17 +51,21 @@ def main() -> None:
     from conftest import tiny_splits_for_workers
 
     splits = tiny_splits_for_workers()
-    train = TrainConfig(epochs=3, batch_size=batch_size, lr=5e-3, patience=0, progress=False, device="cpu", seed=7,
-                        warmup_ratio=0.0)
-    cfg = Config(data=DataConfig(max_len=32), student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16,
-                                                                    train=train))
+    train = TrainConfig(
+        epochs=3, batch_size=batch_size, lr=5e-3, patience=0, progress=False, device="cpu", seed=7, warmup_ratio=0.0
+    )
+    cfg = Config(
+        data=DataConfig(max_len=32), student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16, train=train)
+    )
     if len(sys.argv) > 4:  # a transfer set: written and labelled by the first process, read by the others
         cfg.distill.augment, cfg.distill.unlabeled = 1, [sys.argv[4]]
     api.build_student = _no_dropout(api.build_student)
     torch.manual_seed(0)
     [result] = textkd.distill(cfg, teacher_dir, out, methods=["soft"], splits=splits)
-    print(f"rank {torch.distributed.get_rank() if torch.distributed.is_initialized() else 0}: "
-          f"steps {result.fit.history[-1]['step']}, val macro-F1 {result.fit.best_metrics['val_macro_f1']:.4f}")
+    print(
+        f"rank {torch.distributed.get_rank() if torch.distributed.is_initialized() else 0}: "
+        f"steps {result.fit.history[-1]['step']}, val macro-F1 {result.fit.best_metrics['val_macro_f1']:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,13 @@ def models(tiny_teacher, tiny_tokenizer, tiny_label_names, tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     save_model(tiny_teacher, tiny_tokenizer, root / "teacher", extra={"kind": "teacher"})
     torch.manual_seed(0)
-    config = BiLSTMConfig(vocab_size=len(tiny_tokenizer), embedding_dim=16, hidden_size=16, num_layers=1,
-                          **label_maps(4, tiny_label_names))
+    config = BiLSTMConfig(
+        vocab_size=len(tiny_tokenizer),
+        embedding_dim=16,
+        hidden_size=16,
+        num_layers=1,
+        **label_maps(4, tiny_label_names),
+    )
     save_model(BiLSTMClassifier(config), tiny_tokenizer, root / "bilstm", extra={"kind": "student"})
     return root / "teacher", root / "bilstm"
 
@@ -106,8 +111,9 @@ def test_bench_rejects_bad_choices(models, tiny_texts, tmp_path):
         bench([models[0]])
 
 
-def test_cli_bench_reads_the_models_own_test_set(tiny_teacher, tiny_tokenizer, tiny_texts, tiny_labels,
-                                                 tiny_label_names, tmp_path):
+def test_cli_bench_reads_the_models_own_test_set(
+    tiny_teacher, tiny_tokenizer, tiny_texts, tiny_labels, tiny_label_names, tmp_path
+):
     for split, rows in (("train", range(24)), ("test", range(24, 40))):
         with open(tmp_path / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)

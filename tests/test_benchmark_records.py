@@ -39,9 +39,25 @@ def test_distill_grid_passes_resume_to_every_student(flag, tiny_splits, tmp_path
     calls = []
     monkeypatch.setattr(grid.textkd, "load_data", lambda data_cfg: tiny_splits)
     monkeypatch.setattr(grid.textkd, "distill", lambda *args, **kwargs: calls.append(kwargs) or [])
-    monkeypatch.setattr(sys, "argv", ["distill_grid.py", str(ROOT / "recipes" / "banking77.yaml"), "--name", "probe",
-                                      "--teacher", str(tmp_path / "teacher"), "--out", str(tmp_path / "out"),
-                                      "--student", "bilstm:soft", "--student", "tinybert-4l-312:none", *flag])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "distill_grid.py",
+            str(ROOT / "recipes" / "banking77.yaml"),
+            "--name",
+            "probe",
+            "--teacher",
+            str(tmp_path / "teacher"),
+            "--out",
+            str(tmp_path / "out"),
+            "--student",
+            "bilstm:soft",
+            "--student",
+            "tinybert-4l-312:none",
+            *flag,
+        ],
+    )
     grid.main()
     assert [call["resume"] for call in calls] == [bool(flag)] * 2
 
@@ -56,15 +72,39 @@ def test_gpu_vs_peer_repeats_flip_the_order_and_report_medians(tmp_path, monkeyp
             total = next(walls[who])
             job = {"accuracy": 0.9, "macro_f1": 0.8, "wall_s": total / 3}
             return {"teacher": job, "student_kd": job, "student_nokd": job, "total_wall_s": total}
+
         return run
 
     monkeypatch.setattr(bench, "run_textkd", fake("textkd"))
     monkeypatch.setattr(bench, "run_peer", fake("peer"))
-    monkeypatch.setattr(sys, "argv", ["gpu_vs_peer.py", "--minilm", "m", "--data-dir", "d", "--repeats", "3",
-                                      "--out", str(tmp_path / "out"), "--results-dir", str(tmp_path), "--name", "r"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "gpu_vs_peer.py",
+            "--minilm",
+            "m",
+            "--data-dir",
+            "d",
+            "--repeats",
+            "3",
+            "--out",
+            str(tmp_path / "out"),
+            "--results-dir",
+            str(tmp_path),
+            "--name",
+            "r",
+        ],
+    )
     bench.main()
-    assert calls == [("textkd", "repeat0"), ("peer", "repeat0"), ("peer", "repeat1"), ("textkd", "repeat1"),
-                     ("textkd", "repeat2"), ("peer", "repeat2")]
+    assert calls == [
+        ("textkd", "repeat0"),
+        ("peer", "repeat0"),
+        ("peer", "repeat1"),
+        ("textkd", "repeat1"),
+        ("textkd", "repeat2"),
+        ("peer", "repeat2"),
+    ]
     record = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert record["runs"]["textkd"]["total_wall_s"] == 20.0 and record["runs"]["peer"]["total_wall_s"] == 50.0
     assert record["speedup"] == 2.5  # the ratio of the medians, not the median of the ratios (5, 4/3, 4.5)
@@ -93,8 +133,11 @@ def test_gpu_bundle_stores_fp16_weights_that_load_back_as_fp32(tiny_bert_dir, tm
 
 def test_gpu_bundle_names_a_missing_dataset(tiny_bert_dir, tmp_path, monkeypatch):
     bundle = _load("gpu_bundle.py", "bench_gpu_bundle")
-    monkeypatch.setattr(sys, "argv", ["gpu_bundle.py", "--minilm", str(tiny_bert_dir), "--data-dir", str(tmp_path),
-                                      "--out", str(tmp_path / "out")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["gpu_bundle.py", "--minilm", str(tiny_bert_dir), "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")],
+    )
     with pytest.raises(SystemExit, match="no banking77/ under"):
         bundle.main()
 
@@ -104,9 +147,26 @@ def test_gpu_vs_peer_quick_records_no_speedup(tmp_path, monkeypatch):
     job = {"accuracy": 0.1, "macro_f1": 0.1, "wall_s": 1.0}
     monkeypatch.setattr(bench, "run_textkd", lambda args: {**dict.fromkeys(bench.JOBS, job), "total_wall_s": 3.0})
     monkeypatch.setattr(bench, "run_peer", lambda args: {**dict.fromkeys(bench.JOBS, job), "total_wall_s": 9.0})
-    monkeypatch.setattr(sys, "argv", ["gpu_vs_peer.py", "--minilm", "m", "--data-dir", "d", "--quick",
-                                      "--repeats", "2", "--out", str(tmp_path / "out"),
-                                      "--results-dir", str(tmp_path), "--name", "q"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "gpu_vs_peer.py",
+            "--minilm",
+            "m",
+            "--data-dir",
+            "d",
+            "--quick",
+            "--repeats",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+            "--results-dir",
+            str(tmp_path),
+            "--name",
+            "q",
+        ],
+    )
     bench.main()
     record = json.loads((tmp_path / "q.json").read_text(encoding="utf-8"))
     assert record["speedup"] is None and [r["speedup"] for r in record["per_repeat"]] == [None, None]

@@ -28,16 +28,28 @@ def pair(tiny_teacher, tiny_tokenizer, tiny_label_names, tmp_path):
     save_model(tiny_teacher, tiny_tokenizer, teacher, extra={"kind": "teacher", "backbone": "tiny-bert"})
     _evaluated(teacher, 0.9)
     torch.manual_seed(0)
-    config = BiLSTMConfig(vocab_size=len(tiny_tokenizer), embedding_dim=8, hidden_size=8, num_layers=1,
-                          **label_maps(4, tiny_label_names))
+    config = BiLSTMConfig(
+        vocab_size=len(tiny_tokenizer), embedding_dim=8, hidden_size=8, num_layers=1, **label_maps(4, tiny_label_names)
+    )
     student = tmp_path / "bilstm-soft"
-    save_model(BiLSTMClassifier(config), tiny_tokenizer, student,
-               extra={"kind": "student", "preset": "bilstm", "method": "soft", "teacher": str(teacher),
-                      "loss": "0.7 * kd_kl_div(T=4.0) + 0.3 * cross_entropy",
-                      "transfer_set": {"labelled_rows": 30, "teacher_labelled_rows": 600}})
+    save_model(
+        BiLSTMClassifier(config),
+        tiny_tokenizer,
+        student,
+        extra={
+            "kind": "student",
+            "preset": "bilstm",
+            "method": "soft",
+            "teacher": str(teacher),
+            "loss": "0.7 * kd_kl_div(T=4.0) + 0.3 * cross_entropy",
+            "transfer_set": {"labelled_rows": 30, "teacher_labelled_rows": 600},
+        },
+    )
     _evaluated(student, 0.85, agreement_with_teacher=0.875)
-    (student / "metrics.jsonl").write_text('{"epoch": 1, "val_macro_f1": 0.5}\n{"epoch": 2, "val_macro_f1": 0.7}\n'
-                                           '{"epoch": 3, "val_macro_f1": 0.6}\n', encoding="utf-8")
+    (student / "metrics.jsonl").write_text(
+        '{"epoch": 1, "val_macro_f1": 0.5}\n{"epoch": 2, "val_macro_f1": 0.7}\n{"epoch": 3, "val_macro_f1": 0.6}\n',
+        encoding="utf-8",
+    )
     return teacher, student
 
 
@@ -53,14 +65,27 @@ def test_the_card_sets_the_student_beside_its_teacher(pair, tiny_label_names):
     assert f"## Labels ({len(tiny_label_names)})" in card
     assert "latency" not in card  # not measured yet
     assert "| early-stopping patience |" not in card  # the folder records no config.yaml: no settings invented
-    settings = {"data": {"max_len": 32}, "student": {"preset": "bilstm", "train": {"epochs": 3, "patience": 0},
-                                                     "dropout": 0.1, "embedding_init": "teacher"},
-                "distill": {"method": "soft", "temperature": 4.0, "alpha": 0.7, "augment": 0}}
+    settings = {
+        "data": {"max_len": 32},
+        "student": {
+            "preset": "bilstm",
+            "train": {"epochs": 3, "patience": 0},
+            "dropout": 0.1,
+            "embedding_init": "teacher",
+        },
+        "distill": {"method": "soft", "temperature": 4.0, "alpha": 0.7, "augment": 0},
+    }
     (student / "config.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
     card = render_model_card(student)
-    for row in ("| epochs | 3 |", "| early-stopping patience | 0 (no early stop) |", "| KD term | kl |",
-                "| temperature T | 4.0 |", "| max tokens | 32 |", "| dropout | 0.1 |",
-                "| embedding initialisation | teacher |"):
+    for row in (
+        "| epochs | 3 |",
+        "| early-stopping patience | 0 (no early stop) |",
+        "| KD term | kl |",
+        "| temperature T | 4.0 |",
+        "| max tokens | 32 |",
+        "| dropout | 0.1 |",
+        "| embedding initialisation | teacher |",
+    ):
         assert row in card
     assert "encoder dropout" not in card  # unset: the preset's
     assert "augmented copies" not in card
@@ -101,8 +126,17 @@ def test_a_readme_of_the_users_own_is_kept_unless_forced(pair):
 def test_bench_adds_the_latency_to_an_existing_card(pair, tiny_texts, tmp_path):
     teacher, student = pair
     write_model_card(student)
-    bench([str(student)], texts=tiny_texts, workdir=tmp_path / "exports", backends=["torch"], threads=[1],
-          warmup=1, runs=3, batch_size=8, throughput_texts=16)
+    bench(
+        [str(student)],
+        texts=tiny_texts,
+        workdir=tmp_path / "exports",
+        backends=["torch"],
+        threads=[1],
+        warmup=1,
+        runs=3,
+        batch_size=8,
+        throughput_texts=16,
+    )
     p50 = json.loads((student / "bench.json").read_text())["results"][0]["p50_ms"]
     card = (student / "README.md").read_text(encoding="utf-8")
     assert f"| CPU latency p50, batch 1, 1 thread (ms) | {p50:.2f} | - |" in card

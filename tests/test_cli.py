@@ -141,8 +141,18 @@ def test_tiny_pipeline_from_the_cli(tiny_teacher, tiny_tokenizer, tiny_bert_dir,
     rows = "".join(f'"{t}",{tiny_dataset.label_names[y]}\n' for t, y in pairs)
     train = _write(tmp_path / "train.csv", "text,label\n" + rows)
     test = _write(tmp_path / "test.csv", "text,label\n" + rows)
-    data = ["--data", "files", "--data.train", train, "--data.test", test, "--data.validation_fraction", "0.25",
-            "--data.max_len", "32"]
+    data = [
+        "--data",
+        "files",
+        "--data.train",
+        train,
+        "--data.test",
+        test,
+        "--data.validation_fraction",
+        "0.25",
+        "--data.max_len",
+        "32",
+    ]
     fast = ["--train.epochs", "2", "--train.batch_size", "8", "--train.progress", "false", "--train.device", "cpu"]
     teacher = tmp_path / "teacher"
     result = invoke("teacher", "--backbone", tiny_bert_dir, "-o", teacher, *data, *fast)
@@ -150,9 +160,25 @@ def test_tiny_pipeline_from_the_cli(tiny_teacher, tiny_tokenizer, tiny_bert_dir,
     assert (teacher / "config.yaml").is_file() and (teacher / "eval_test.json").is_file()
 
     students = tmp_path / "students"
-    result = invoke("distill", "--teacher", teacher, "--student", "bert-tiny-2l-128", "--compare", "none,soft",
-                    "-o", students, "--student.num_layers", "1", "--student.hidden_size", "32",
-                    "--student.encoder-dropout", "0.2", *data, *fast)
+    result = invoke(
+        "distill",
+        "--teacher",
+        teacher,
+        "--student",
+        "bert-tiny-2l-128",
+        "--compare",
+        "none,soft",
+        "-o",
+        students,
+        "--student.num_layers",
+        "1",
+        "--student.hidden_size",
+        "32",
+        "--student.encoder-dropout",
+        "0.2",
+        *data,
+        *fast,
+    )
     assert result.exit_code == 0, result.output
     assert (students / "bert-tiny-2l-128-soft" / "model.safetensors").is_file()
     encoder = json.loads((students / "bert-tiny-2l-128-soft" / "config.json").read_text())["encoder"]
@@ -178,7 +204,8 @@ def test_tiny_pipeline_from_the_cli(tiny_teacher, tiny_tokenizer, tiny_bert_dir,
     evaluated = invoke("evaluate", students / "bert-tiny-2l-128-soft", "--json")
     assert evaluated.exit_code == 0, evaluated.output
     assert {"accuracy", "macro_f1", "weighted_f1", "ece", "per_class", "confusion_matrix"} <= set(
-        json.loads(evaluated.output))
+        json.loads(evaluated.output)
+    )
 
     texts = tmp_path / "texts.txt"
     texts.write_text("the band played a new song\nrain is expected\n")
@@ -200,8 +227,11 @@ def test_predict_missing_model_is_one_line(tmp_path):
 
 def test_predict_reads_texts_from_stdin(tiny_teacher, tiny_tokenizer, tmp_path):
     save_model(tiny_teacher, tiny_tokenizer, tmp_path / "m")
-    result = runner.invoke(app, ["predict", str(tmp_path / "m"), "--file", "-", "--json"],
-                           input="rain is expected\n\n  the coach praised the team  \n")
+    result = runner.invoke(
+        app,
+        ["predict", str(tmp_path / "m"), "--file", "-", "--json"],
+        input="rain is expected\n\n  the coach praised the team  \n",
+    )
     assert result.exit_code == 0, result.output
     texts = [p["text"] for p in json.loads(result.output)["predictions"]]
     assert texts == ["rain is expected", "the coach praised the team"]
@@ -222,9 +252,11 @@ def test_predict_writes_csv_tsv_and_jsonl_files_in_input_order(tiny_teacher, tin
         assert list(rows[0]) == ["text", "label", "score", "label_2", "score_2"]
         assert [row["text"] for row in rows] == texts
         assert [(row["label"], row["label_2"]) for row in rows] == [
-            (p["labels"][0]["label"], p["labels"][1]["label"]) for p in expected]
+            (p["labels"][0]["label"], p["labels"][1]["label"]) for p in expected
+        ]
         assert [float(row["score"]) for row in rows] == pytest.approx(
-            [p["labels"][0]["score"] for p in expected], abs=1e-6)
+            [p["labels"][0]["score"] for p in expected], abs=1e-6
+        )
     result = invoke("predict", tmp_path / "m", *texts, "--top-k", "2", "-o", tmp_path / "p.jsonl")
     assert result.exit_code == 0, result.output
     lines = (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()
@@ -266,9 +298,30 @@ def test_teacher_refit_from_the_cli(tiny_bert_dir, tiny_dataset, tmp_path):
     rows = "".join(f'"{t}",{tiny_dataset.label_names[y]}\n' for t, y in pairs)
     train = _write(tmp_path / "train.csv", "text,label\n" + rows)
     teacher = tmp_path / "teacher"
-    result = invoke("teacher", "--backbone", tiny_bert_dir, "-o", teacher, "--refit", "--data", "files",
-                    "--data.train", train, "--data.test", train, "--data.max_len", "32", "--train.epochs", "2",
-                    "--train.batch_size", "8", "--train.progress", "false", "--train.device", "cpu")
+    result = invoke(
+        "teacher",
+        "--backbone",
+        tiny_bert_dir,
+        "-o",
+        teacher,
+        "--refit",
+        "--data",
+        "files",
+        "--data.train",
+        train,
+        "--data.test",
+        train,
+        "--data.max_len",
+        "32",
+        "--train.epochs",
+        "2",
+        "--train.batch_size",
+        "8",
+        "--train.progress",
+        "false",
+        "--train.device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     assert (teacher / "selection" / "eval_test.json").is_file() and (teacher / "eval_test.json").is_file()
     assert json.loads((teacher / "textkd_model.json").read_text())["refit"]["rows"] == len(tiny_dataset)

@@ -90,27 +90,33 @@ def test_mapping_overrides_parse_from_the_command_line():
         load_config(None, {"run.student_overrides": "3"})
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ({"student.train.epochs": 0}, r"student.train.epochs must be >= 1, got 0"),
-    ({"teacher.train.batch_size": 0}, r"teacher.train.batch_size must be >= 1, got 0"),
-    ({"student.train.eval_batch_size": -1}, r"student.train.eval_batch_size must be >= 1, got -1"),
-    ({"student.train.grad_accum": 0}, r"student.train.grad_accum must be >= 1"),
-    ({"student.train.patience": -1}, r"student.train.patience must be >= 0"),
-    ({"student.train.max_steps": 0}, r"student.train.max_steps must be >= 1"),
-    ({"teacher.train.lr": 0}, r"teacher.train.lr must be > 0, got 0.0"),
-    ({"student.train.weight_decay": -0.1}, r"student.train.weight_decay must be >= 0"),
-    ({"student.train.warmup_ratio": 1.0}, r"student.train.warmup_ratio must be in \[0, 1\), got 1.0"),
-    ({"student.train.ema_decay": 1.0}, r"student.train.ema_decay must be in \[0, 1\)"),
-    ({"teacher.train.mixed_precision": "fp8"}, r"teacher.train.mixed_precision must be one of auto, no, bf16, fp16"),
-    ({"teacher.label_smoothing": 1.0}, r"teacher.label_smoothing must be in \[0, 1\)"),
-    ({"distill.augment": -2}, r"distill.augment must be >= 0, got -2"),
-    ({"distill.augment_p_ngram": 1.5}, r"distill.augment_p_ngram must be in \[0, 1\], got 1.5"),
-    ({"teacher.dropout": 2.0}, r"teacher.dropout must be in \[0, 1\), got 2.0"),
-    ({"student.num_layers": 0}, r"student.num_layers must be >= 1, got 0"),  # 0 silently meant the preset's
-    ({"student.hidden_size": 0}, r"student.hidden_size must be >= 1, got 0"),
-    ({"distill.teacher_weights": [1.0, 2.0]}, r"distill.teacher_weights needs 1 non-negative weights"),  # 1 teacher
-    ({"data.max_len": 0}, r"data.max_len must be >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"student.train.epochs": 0}, r"student.train.epochs must be >= 1, got 0"),
+        ({"teacher.train.batch_size": 0}, r"teacher.train.batch_size must be >= 1, got 0"),
+        ({"student.train.eval_batch_size": -1}, r"student.train.eval_batch_size must be >= 1, got -1"),
+        ({"student.train.grad_accum": 0}, r"student.train.grad_accum must be >= 1"),
+        ({"student.train.patience": -1}, r"student.train.patience must be >= 0"),
+        ({"student.train.max_steps": 0}, r"student.train.max_steps must be >= 1"),
+        ({"teacher.train.lr": 0}, r"teacher.train.lr must be > 0, got 0.0"),
+        ({"student.train.weight_decay": -0.1}, r"student.train.weight_decay must be >= 0"),
+        ({"student.train.warmup_ratio": 1.0}, r"student.train.warmup_ratio must be in \[0, 1\), got 1.0"),
+        ({"student.train.ema_decay": 1.0}, r"student.train.ema_decay must be in \[0, 1\)"),
+        (
+            {"teacher.train.mixed_precision": "fp8"},
+            r"teacher.train.mixed_precision must be one of auto, no, bf16, fp16",
+        ),
+        ({"teacher.label_smoothing": 1.0}, r"teacher.label_smoothing must be in \[0, 1\)"),
+        ({"distill.augment": -2}, r"distill.augment must be >= 0, got -2"),
+        ({"distill.augment_p_ngram": 1.5}, r"distill.augment_p_ngram must be in \[0, 1\], got 1.5"),
+        ({"teacher.dropout": 2.0}, r"teacher.dropout must be in \[0, 1\), got 2.0"),
+        ({"student.num_layers": 0}, r"student.num_layers must be >= 1, got 0"),  # 0 silently meant the preset's
+        ({"student.hidden_size": 0}, r"student.hidden_size must be >= 1, got 0"),
+        ({"distill.teacher_weights": [1.0, 2.0]}, r"distill.teacher_weights needs 1 non-negative weights"),  # 1 teacher
+        ({"data.max_len": 0}, r"data.max_len must be >= 1, got 0"),
+    ],
+)
 def test_check_config_names_the_key_of_a_value_no_run_can_use(override, message):
     cfg = load_config(overrides=override)
     with pytest.raises(ConfigError, match=message):
@@ -126,8 +132,13 @@ def test_distill_and_run_check_the_config_before_any_work(tmp_path):
     cfg = load_config(overrides={"student.train.epochs": 0, "output_dir": str(tmp_path)})
     with pytest.raises(ConfigError, match="student.train.epochs must be >= 1"):
         api.distill(cfg, tmp_path / "no-teacher-here")  # before the teacher is looked for
-    per_student = load_config(overrides={"output_dir": str(tmp_path), "run.students": ["bilstm"],
-                                         "run.student_overrides": {"bilstm": {"train.batch_size": 0}}})
+    per_student = load_config(
+        overrides={
+            "output_dir": str(tmp_path),
+            "run.students": ["bilstm"],
+            "run.student_overrides": {"bilstm": {"train.batch_size": 0}},
+        }
+    )
     with pytest.raises(ConfigError, match="student.train.batch_size must be >= 1, got 0"):
         pipeline.run(per_student)  # before the teacher trains
     assert not list(tmp_path.rglob("teacher"))

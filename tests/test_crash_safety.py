@@ -211,8 +211,9 @@ def test_pickle_checkpoint_refused_without_trust_pickle(tiny_teacher, tiny_token
         torch.testing.assert_close(model.state_dict()[name], tensor)
 
 
-def test_kill_between_metrics_row_and_checkpoint_logs_each_epoch_once(tiny_teacher, tiny_tokenizer, tiny_splits,
-                                                                      tmp_path, monkeypatch):
+def test_kill_between_metrics_row_and_checkpoint_logs_each_epoch_once(
+    tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path, monkeypatch
+):
     def inputs(dataset):
         return ModelInputs({"": encode(dataset.texts, tiny_tokenizer, 32)}, dataset.labels)
 

@@ -61,9 +61,7 @@ def test_missing_column_names_the_columns_found(tmp_path):
 
 def test_undecodable_bytes_give_line_and_offset(tmp_path):
     train = write(tmp_path, "train.csv", b"text,label\nfine,a\ncaf\xe9,b\n")
-    error = raises(
-        tmp_path, where(train, 3) + r"byte 0xe9 at byte offset 21 \(column 4\) is not valid UTF-8", train
-    )
+    error = raises(tmp_path, where(train, 3) + r"byte 0xe9 at byte offset 21 \(column 4\) is not valid UTF-8", train)
     assert "UTF-8" in (error.hint or "")
 
 
@@ -161,8 +159,9 @@ def test_nothing_is_written_on_error(tmp_path):
 def test_file_paths_without_data_name_files_are_refused(tmp_path):
     # They were ignored: the run trained and reported on the default preset instead of the user's files.
     cfg = DataConfig(name="bbc-news", train=str(tmp_path / "train.csv"), test=str(tmp_path / "test.csv"))
-    with pytest.raises(ConfigError, match="data.train is only read with data.name 'files', but data.name is "
-                                          "'bbc-news'") as caught:
+    with pytest.raises(
+        ConfigError, match="data.train is only read with data.name 'files', but data.name is 'bbc-news'"
+    ) as caught:
         load_splits(cfg)
     assert "--data files" in caught.value.hint
     with pytest.raises(ConfigError, match="data.label_file is only read"):

@@ -146,9 +146,7 @@ def test_stats_with_tokenizer_counts_truncation():
     def split(texts, labels):
         return TextDataset(texts, labels, ["a", "b"])
 
-    splits = DatasetSplits(
-        "toy", split(["x y z", "x"], [0, 1]), split(["X  y z"], [1]), split(["x", "new"], [1, 0])
-    )
+    splits = DatasetSplits("toy", split(["x y z", "x"], [0, 1]), split(["X  y z"], [1]), split(["x", "new"], [1, 0]))
     stats = dataset_stats(splits, Tokenizer(), max_len=3)
     assert stats["splits"]["train"]["length"]["max"] == 5
     assert stats["splits"]["train"]["length"]["truncated_share"] == 0.5
@@ -171,9 +169,7 @@ def test_flat_massive_layout(tmp_path, no_env):
     folder.mkdir(parents=True)
     for split in ("train", "validation", "test"):
         rows = "".join(f"{i},{i % 2},句子{i},{['alarm_set', 'play_music'][i % 2]},x\n" for i in range(10))
-        (folder / f"{split}.csv").write_text(
-            "id,label,text,label_text,label_text_ch\n" + rows, encoding="utf-8"
-        )
+        (folder / f"{split}.csv").write_text("id,label,text,label_text,label_text_ch\n" + rows, encoding="utf-8")
     splits = load_splits(DataConfig(name="massive-zh", data_dir=str(tmp_path / "mine")))
     assert splits.label_names == ["alarm_set", "play_music"] and splits.language == "zh"
 
@@ -221,9 +217,7 @@ def test_download_checksum_mismatch_writes_nothing(tmp_path, no_env):
 def test_download_offline_error_says_what_to_do(tmp_path, no_env):
     missing = RemoteFile("banking77/train.csv", (tmp_path / "gone.csv").as_uri(), "0" * 64)
     preset = dataclasses.replace(PRESETS["banking77"], remote=lambda variant: (missing,))
-    pattern = (
-        r"^cannot download banking77 from file://.*gone\.csv: .* — pass --data-dir DIR holding banking77/"
-    )
+    pattern = r"^cannot download banking77 from file://.*gone\.csv: .* — pass --data-dir DIR holding banking77/"
     with pytest.raises(DataError, match=pattern):
         preset_folder(preset, None, DataConfig())
 

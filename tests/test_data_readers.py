@@ -27,9 +27,7 @@ def write(folder: Path, name: str, content: str | bytes) -> str:
     return str(path)
 
 
-def toy_rows(
-    n_per_class: int = 10, classes: tuple[str, ...] = ("greet", "bye", "thanks")
-) -> list[tuple[str, str]]:
+def toy_rows(n_per_class: int = 10, classes: tuple[str, ...] = ("greet", "bye", "thanks")) -> list[tuple[str, str]]:
     return [(f"{label} example number {i}", label) for label in classes for i in range(n_per_class)]
 
 

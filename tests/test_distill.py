@@ -47,13 +47,22 @@ def test_teacher_parameters_never_change(teacher_dir, tiny_bert_dir, tiny_splits
     teacher, _ = load_model(teacher_dir)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     cfg = _config(tiny_bert_dir)
-    student, tokenizer = textkd.models.build_student(cfg.student, teacher, load_model(teacher_dir)[1],
-                                                     tiny_splits.label_names, tiny_splits.train.texts)
+    student, tokenizer = textkd.models.build_student(
+        cfg.student, teacher, load_model(teacher_dir)[1], tiny_splits.label_names, tiny_splits.train.texts
+    )
     inputs = ModelInputs({"": encode(tiny_splits.train.texts, tokenizer, 32)}, tiny_splits.train.labels)
     val = ModelInputs({"": encode(tiny_splits.validation.texts, tokenizer, 32)}, tiny_splits.validation.labels)
     loss = build_loss("soft+hidden", cfg.distill)  # online teacher: hidden states and attention maps
-    distiller = Distiller(student, tokenizer, cfg.student.train, tmp_path, teacher=teacher, loss=loss,
-                          student_pooled_dim=student.pooled_size, teacher_pooled_dim=teacher.pooled_size)
+    distiller = Distiller(
+        student,
+        tokenizer,
+        cfg.student.train,
+        tmp_path,
+        teacher=teacher,
+        loss=loss,
+        student_pooled_dim=student.pooled_size,
+        teacher_pooled_dim=teacher.pooled_size,
+    )
     distiller.fit(inputs, val)
     assert not any(p.requires_grad for p in teacher.parameters())
     for key, value in teacher.state_dict().items():
@@ -89,8 +98,9 @@ def test_methods_share_initial_weights_and_order(teacher_dir, tiny_bert_dir, tin
         assert not (r.output_dir / "checkpoint").exists()  # finished runs drop their checkpoint
 
 
-def test_resume_reuses_finished_students_and_refuses_a_changed_config(teacher_dir, tiny_bert_dir, tiny_splits,
-                                                                      tmp_path, monkeypatch):
+def test_resume_reuses_finished_students_and_refuses_a_changed_config(
+    teacher_dir, tiny_bert_dir, tiny_splits, tmp_path, monkeypatch
+):
     cfg = _config(tiny_bert_dir)
     first = textkd.distill(cfg, teacher_dir, tmp_path, methods=["none", "soft"], splits=tiny_splits)
     monkeypatch.setattr(Distiller, "fit", lambda *args, **kwargs: pytest.fail("a finished student was trained again"))

@@ -30,8 +30,21 @@ def test_two_gloo_processes_match_one_process(tiny_teacher, tiny_tokenizer, tmp_
     save_model(tiny_teacher, tiny_tokenizer, teacher_dir, extra={"kind": "teacher"})
     # One process at batch 8 and two processes at batch 4 each see the same 8-row global batches.
     single = _run([sys.executable, str(WORKER), str(teacher_dir), str(tmp_path / "one"), "8"], tmp_path)
-    double = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                   str(WORKER), str(teacher_dir), str(tmp_path / "two"), "4"], tmp_path)
+    double = _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(WORKER),
+            str(teacher_dir),
+            str(tmp_path / "two"),
+            "4",
+        ],
+        tmp_path,
+    )
     assert "rank 0: steps 9" in single  # 24 rows / 8 per step x 3 epochs
     assert "rank 0: steps 9" in double and "rank 1: steps 9" in double
     one, _ = load_model(tmp_path / "one" / "bilstm-soft")
@@ -46,10 +59,23 @@ def test_two_processes_distil_on_a_transfer_set_like_one(tiny_teacher, tiny_toke
     save_model(tiny_teacher, tiny_tokenizer, teacher_dir, extra={"kind": "teacher"})
     unlabeled = tmp_path / "unlabeled.txt"
     unlabeled.write_text("\n".join(text[::-1] for text in tiny_texts[:16]) + "\n", encoding="utf-8")
-    single = _run([sys.executable, str(WORKER), str(teacher_dir), str(tmp_path / "one"), "8", str(unlabeled)],
-                  tmp_path)
-    double = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                   str(WORKER), str(teacher_dir), str(tmp_path / "two"), "4", str(unlabeled)], tmp_path)
+    single = _run([sys.executable, str(WORKER), str(teacher_dir), str(tmp_path / "one"), "8", str(unlabeled)], tmp_path)
+    double = _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(WORKER),
+            str(teacher_dir),
+            str(tmp_path / "two"),
+            "4",
+            str(unlabeled),
+        ],
+        tmp_path,
+    )
     # 24 training rows + 24 augmented + 16 unlabeled = 64 rows: 8 steps of 8 per epoch, 3 epochs
     assert "rank 0: steps 24" in single
     assert "rank 0: steps 24" in double and "rank 1: steps 24" in double
@@ -68,8 +94,22 @@ def test_two_processes_label_a_corpus_like_one(tiny_teacher, tiny_tokenizer, tin
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(tiny_texts) + "\n", encoding="utf-8")  # 40 texts: 8 chunks of 5
     _run([sys.executable, str(WORKER), "label", str(teacher_dir), str(texts), str(tmp_path / "one")], tmp_path)
-    double = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                   str(WORKER), "label", str(teacher_dir), str(texts), str(tmp_path / "two")], tmp_path)
+    double = _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(WORKER),
+            "label",
+            str(teacher_dir),
+            str(texts),
+            str(tmp_path / "two"),
+        ],
+        tmp_path,
+    )
     assert double.count("labelled 40 rows") == 2
     one = np.load(tmp_path / "one" / "logits.npy")
     two = np.load(tmp_path / "two" / "logits.npy")

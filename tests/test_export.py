@@ -26,8 +26,14 @@ SHAPES = [(1, 1), (1, 7), (3, 12), (8, 40)]  # (batch, length): none of them the
 
 def tiny_bilstm(vocab_size: int, labels: list[str], pooling: str = "mean", num_layers: int = 2) -> BiLSTMClassifier:
     torch.manual_seed(0)
-    config = BiLSTMConfig(vocab_size=vocab_size, embedding_dim=16, hidden_size=16, num_layers=num_layers,
-                          pooling=pooling, **label_maps(len(labels), labels))
+    config = BiLSTMConfig(
+        vocab_size=vocab_size,
+        embedding_dim=16,
+        hidden_size=16,
+        num_layers=num_layers,
+        pooling=pooling,
+        **label_maps(len(labels), labels),
+    )
     return BiLSTMClassifier(config).eval()
 
 
@@ -109,8 +115,14 @@ def _check_dynamic_parity(model_dir, out):
 def test_export_folder_is_self_contained(teacher_export, tiny_label_names):
     out, info = teacher_export
     names = {p.name for p in out.iterdir()}
-    assert {"model.onnx", "model.int8.onnx", "labels.json", "textkd_model.json", "export.json",
-            "tokenizer.json"} <= names
+    assert {
+        "model.onnx",
+        "model.int8.onnx",
+        "labels.json",
+        "textkd_model.json",
+        "export.json",
+        "tokenizer.json",
+    } <= names
     assert json.loads((out / "labels.json").read_text()) == tiny_label_names
     marker = json.loads((out / "textkd_model.json").read_text())
     assert marker["kind"] == "teacher" and marker["export"]["int8"] is True
@@ -173,8 +185,9 @@ def test_predict_reads_the_text_column_of_a_table_file(teacher_dir, tiny_texts, 
     rows = "".join(f"{i},{json.dumps(text)}\n" for i, text in enumerate(tiny_texts[:3]))
     (tmp_path / "q.csv").write_text("id,query\n" + rows, encoding="utf-8")
     (tmp_path / "q.txt").write_text("id,query\n" + rows, encoding="utf-8")  # not a table: one text per line
-    result = CliRunner().invoke(app, ["predict", str(teacher_dir), "--file", str(tmp_path / "q.csv"),
-                                      "--text-column", "query", "--json"])
+    result = CliRunner().invoke(
+        app, ["predict", str(teacher_dir), "--file", str(tmp_path / "q.csv"), "--text-column", "query", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert [p["text"] for p in json.loads(result.stdout)["predictions"]] == tiny_texts[:3]
     lines = CliRunner().invoke(app, ["predict", str(teacher_dir), "--file", str(tmp_path / "q.txt"), "--json"])
@@ -191,9 +204,12 @@ def test_counts_below_one_are_refused(teacher_dir, tiny_texts, tmp_path):
         textkd.label(teacher_dir, tmp_path / "corpus.txt", tmp_path / "out", batch_size=0)
     with pytest.raises(ConfigError, match="chunk_size must be >= 1, got 0"):
         textkd.label(teacher_dir, tmp_path / "corpus.txt", tmp_path / "out", chunk_size=0)
-    for args in (["predict", str(teacher_dir), "hi", "--top-k", "0"], ["serve", str(teacher_dir), "--port", "99999"],
-                 ["label", str(teacher_dir), "--texts", str(tmp_path / "corpus.txt"), "--batch-size", "0"],
-                 ["evaluate", str(teacher_dir), "--max-len", "0"]):
+    for args in (
+        ["predict", str(teacher_dir), "hi", "--top-k", "0"],
+        ["serve", str(teacher_dir), "--port", "99999"],
+        ["label", str(teacher_dir), "--texts", str(tmp_path / "corpus.txt"), "--batch-size", "0"],
+        ["evaluate", str(teacher_dir), "--max-len", "0"],
+    ):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2 and "Invalid value" in result.output, (args, result.output)
 
@@ -229,21 +245,39 @@ def test_evaluate_a_labelled_file_of_your_own(tiny_teacher, tiny_tokenizer, tiny
     assert deployed["confusion_matrix"] == metrics["confusion_matrix"]
 
     (tmp_path / "typo.csv").write_text(f"text,label\n{test.texts[0]},{test.label_names[0]}s\n")
-    with pytest.raises(DataError, match=rf"typo.csv:2: label '{test.label_names[0]}s' is not one of the "
-                                        rf"model's {test.num_labels} labels") as caught:
+    with pytest.raises(
+        DataError,
+        match=rf"typo.csv:2: label '{test.label_names[0]}s' is not one of the "
+        rf"model's {test.num_labels} labels",
+    ) as caught:
         textkd.evaluate_file(path, tmp_path / "typo.csv")
     assert caught.value.hint == f"did you mean {test.label_names[0]!r}?"
 
     with pytest.raises(ConfigError, match="'oos' is not one of the model's labels"):
         textkd.evaluate_file(path, tmp_path / "new.jsonl", out_of_scope_label="oos")
     with pytest.warns(UserWarning, match="dropped 1 empty"):
-        cli = CliRunner().invoke(app, ["evaluate", str(path), "--file", str(tmp_path / "new.jsonl"), "--text-column",
-                                       "query", "--label-column", "intent", "--oos-label", test.label_names[0],
-                                       "--json"])
+        cli = CliRunner().invoke(
+            app,
+            [
+                "evaluate",
+                str(path),
+                "--file",
+                str(tmp_path / "new.jsonl"),
+                "--text-column",
+                "query",
+                "--label-column",
+                "intent",
+                "--oos-label",
+                test.label_names[0],
+                "--json",
+            ],
+        )
     assert cli.exit_code == 0, cli.output
     scored = json.loads(cli.stdout)
-    assert scored["accuracy"] == expected["accuracy"] and scored["oos_recall"] == \
-        expected["per_class"][test.label_names[0]]["recall"]
+    assert (
+        scored["accuracy"] == expected["accuracy"]
+        and scored["oos_recall"] == expected["per_class"][test.label_names[0]]["recall"]
+    )
     both = CliRunner().invoke(app, ["evaluate", str(path), "--file", str(tmp_path / "new.jsonl"), "--split", "train"])
     assert both.exit_code == 2 and "--file replaces the dataset" in both.output
 
@@ -264,8 +298,9 @@ print(json.load(open(folder + "/labels.json"))[int(logits.argmax())])
 
 def test_exported_folder_runs_without_torch(teacher_export, tiny_texts):
     out, _ = teacher_export
-    run = subprocess.run([sys.executable, "-c", RAW_RUNTIME, str(out), tiny_texts[0]], capture_output=True,
-                         text=True, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", RAW_RUNTIME, str(out), tiny_texts[0]], capture_output=True, text=True, check=True
+    )
     assert run.stdout.strip() == Predictor(out).predict(tiny_texts[:1])[0][0]["label"]
 
 

@@ -25,9 +25,13 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 EXTENSIONS = (".csv", ".tsv", ".txt", ".jsonl", ".json")
 
 # Any code point, control characters, NUL and lone surrogates included; utf8_text lacks only the surrogates.
-any_text = st.text(st.one_of(st.characters(codec=None, exclude_categories=()),
-                             st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"])),
-                   max_size=40)
+any_text = st.text(
+    st.one_of(
+        st.characters(codec=None, exclude_categories=()),
+        st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"]),
+    ),
+    max_size=40,
+)
 utf8_text = st.text(st.characters(codec="utf-8"), max_size=40)
 cell = st.one_of(any_text, st.sampled_from(["text", "label", "0", "1", "a", "b", "", " ", '"', "\t", ",", "\n"]))
 json_value = st.recursive(
@@ -40,10 +44,12 @@ json_value = st.recursive(
 def _garbled_files() -> st.SearchStrategy[tuple[str, bytes]]:
     """(extension, bytes): random bytes, or random rows written as CSV, TSV, JSON Lines or JSON."""
     rows = st.lists(st.lists(cell, min_size=0, max_size=4), max_size=8)
-    delimited = st.tuples(st.sampled_from([",", "\t"]), rows).map(lambda d: (".csv" if d[0] == "," else ".tsv",
-                                                                              _delimited(*d)))
-    objects = st.lists(st.one_of(json_value, st.fixed_dictionaries({"text": json_value, "label": json_value})),
-                       max_size=8)
+    delimited = st.tuples(st.sampled_from([",", "\t"]), rows).map(
+        lambda d: (".csv" if d[0] == "," else ".tsv", _delimited(*d))
+    )
+    objects = st.lists(
+        st.one_of(json_value, st.fixed_dictionaries({"text": json_value, "label": json_value})), max_size=8
+    )
     jsonl = st.tuples(objects, st.booleans()).map(lambda d: (".jsonl", b"\n".join(_dumps(i, d[1]) for i in d[0])))
     whole = st.tuples(json_value, st.booleans()).map(lambda d: (".json", _dumps(*d)))
     raw = st.tuples(st.sampled_from(EXTENSIONS), st.binary(max_size=200))
@@ -57,7 +63,8 @@ def _plausible_files() -> st.SearchStrategy[tuple[str, bytes]]:
     return st.one_of(
         rows.map(lambda rows: (".csv", _delimited(",", [["text", "label"], *map(list, rows)]))),
         st.tuples(rows, st.booleans()).map(
-            lambda d: (".jsonl", b"\n".join(_dumps({"text": t, "label": y}, d[1]) for t, y in d[0]))),
+            lambda d: (".jsonl", b"\n".join(_dumps({"text": t, "label": y}, d[1]) for t, y in d[0]))
+        ),
     )
 
 
@@ -122,8 +129,9 @@ def test_load_splits_raises_data_error_or_succeeds(train, test, carve_validation
             paths[name].write_bytes(data)
         validation = None if carve_validation else str(paths["train"])
         try:
-            splits = load_splits(DataConfig(name="files", train=str(paths["train"]), test=str(paths["test"]),
-                                            validation=validation))
+            splits = load_splits(
+                DataConfig(name="files", train=str(paths["train"]), test=str(paths["test"]), validation=validation)
+            )
         except DataError:
             event("DataError")
             return
@@ -145,15 +153,24 @@ def client(tiny_teacher, tiny_tokenizer, tmp_path_factory):
 
 huge_text = st.integers(0, 20_000).map(lambda n: "é" * n)
 texts = st.lists(st.one_of(utf8_text, utf8_text, utf8_text, any_text, huge_text), max_size=6)
-top_k = st.one_of(st.integers(1, 4), st.integers(1, 4), st.integers(-3, 6), st.integers(), st.floats(), st.booleans(),
-                  st.none(), any_text)
+top_k = st.one_of(
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(-3, 6),
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    any_text,
+)
 predict_body = st.one_of(
     st.fixed_dictionaries({"texts": texts}, optional={"top_k": top_k, "extra": json_value}),
     st.fixed_dictionaries({"texts": st.one_of(json_value, st.lists(json_value, max_size=4))}),
     json_value,
 )
-valid_body = st.fixed_dictionaries({"texts": st.lists(utf8_text, min_size=1, max_size=8)},
-                                   optional={"top_k": st.integers(1, 4)})
+valid_body = st.fixed_dictionaries(
+    {"texts": st.lists(utf8_text, min_size=1, max_size=8)}, optional={"top_k": st.integers(1, 4)}
+)
 
 
 def _check(response, sent_texts=None) -> None:
@@ -184,9 +201,11 @@ def test_predict_never_fails_on_json_bodies(client, body, ascii):
 
 
 @FUZZ
-@given(data=st.one_of(st.binary(max_size=2000), st.integers(8000, 9000).map(lambda n: b"[" * n)),
-       chunked=st.booleans(),
-       content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]))
+@given(
+    data=st.one_of(st.binary(max_size=2000), st.integers(8000, 9000).map(lambda n: b"[" * n)),
+    chunked=st.booleans(),
+    content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]),
+)
 def test_predict_never_fails_on_arbitrary_bytes(client, data, chunked, content_type):
     content = (data[i : i + 1000] for i in range(0, len(data), 1000)) if chunked else data
     _check(client.post("/predict", content=content, headers={"content-type": content_type}))

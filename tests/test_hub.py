@@ -27,9 +27,14 @@ from textkd.models.io import load_model
 def _hub_classifier(folder: Path, tokenizer, label_names: list[str]) -> Path:
     """A plain transformers BertForSequenceClassification, as a hub repo holds it (with a pickle to skip)."""
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=128, num_labels=len(label_names),
-                        id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)},
-                        **TINY_BERT)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=128,
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={n: i for i, n in enumerate(label_names)},
+        **TINY_BERT,
+    )
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     (folder / "pytorch_model.bin").write_bytes(b"not downloaded")
@@ -48,7 +53,8 @@ def fake_hub(tmp_path, monkeypatch):
         calls.append({"repo_id": repo_id, "allow_patterns": list(allow_patterns), **kwargs})
         if repo_id not in repos:
             raise huggingface_hub.errors.OfflineModeIsEnabled(
-                f"Cannot reach https://huggingface.co/api/models/{repo_id}: offline mode is enabled.")
+                f"Cannot reach https://huggingface.co/api/models/{repo_id}: offline mode is enabled."
+            )
         Path(local_dir).mkdir(parents=True, exist_ok=True)
         for path in repos[repo_id].iterdir():
             if any(fnmatch.fnmatch(path.name, pattern) for pattern in allow_patterns):
@@ -82,8 +88,11 @@ def test_a_hub_repo_is_downloaded_once_without_pickles(tmp_path, fake_hub, tiny_
 
 def test_hub_errors_say_what_to_check(tmp_path, fake_hub, tiny_tokenizer, tiny_label_names):
     repos, _ = fake_hub
-    with pytest.raises(ModelLoadError, match=r"no such model directory, and no Hugging Face hub repo "
-                                             r"'my-org/missing' could be downloaded \(Cannot reach .*offline mode"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"no such model directory, and no Hugging Face hub repo "
+        r"'my-org/missing' could be downloaded \(Cannot reach .*offline mode",
+    ):
         model_folder("my-org/missing")
     pickle_only = _hub_classifier(tmp_path / "pickle", tiny_tokenizer, tiny_label_names)
     (pickle_only / "model.safetensors").unlink()
@@ -118,8 +127,9 @@ def test_distil_from_a_hub_repo_id(tmp_path, fake_hub, tiny_tokenizer, tiny_spli
     order = tiny_label_names[::-1]
     repos["my-org/tiny-clf"] = _hub_classifier(tmp_path / "repo", tiny_tokenizer, order)
     train = TrainConfig(epochs=1, batch_size=8, lr=1e-3, patience=0, progress=False, device="cpu", seed=1)
-    cfg = Config(data=DataConfig(max_len=32),
-                 student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16, train=train))
+    cfg = Config(
+        data=DataConfig(max_len=32), student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16, train=train)
+    )
     [result] = api.distill(cfg, "my-org/tiny-clf", tmp_path / "grid", methods=["soft"], splits=tiny_splits)
     student, _ = load_model(result.output_dir)
     assert [student.config.id2label[i] for i in range(4)] == order  # the student speaks the teacher's order
@@ -129,20 +139,24 @@ def test_distil_from_a_hub_repo_id(tmp_path, fake_hub, tiny_tokenizer, tiny_spli
     test = json.loads((result.output_dir / "eval_test.json").read_text())
     assert test["rows"] == len(tiny_splits.test) and 0.0 <= test["accuracy"] <= 1.0
     assert sum(test["per_class"][name]["support"] for name in order) == len(tiny_splits.test)
-    assert "from the teacher [`my-org/tiny-clf`](https://huggingface.co/my-org/tiny-clf)" in \
-        (result.output_dir / "README.md").read_text()
+    assert (
+        "from the teacher [`my-org/tiny-clf`](https://huggingface.co/my-org/tiny-clf)"
+        in (result.output_dir / "README.md").read_text()
+    )
 
 
-def test_ensemble_members_must_share_the_first_teachers_order(tmp_path, tiny_teacher, tiny_tokenizer, tiny_splits,
-                                                              tiny_label_names):
+def test_ensemble_members_must_share_the_first_teachers_order(
+    tmp_path, tiny_teacher, tiny_tokenizer, tiny_splits, tiny_label_names
+):
     from textkd.models.io import save_model
 
     first = tmp_path / "first"
     save_model(tiny_teacher, tiny_tokenizer, first, extra={"kind": "teacher"})
     reversed_order = _hub_classifier(tmp_path / "reversed", tiny_tokenizer, tiny_label_names[::-1])
     train = TrainConfig(epochs=1, batch_size=8, progress=False, device="cpu")
-    cfg = Config(data=DataConfig(max_len=32),
-                 student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16, train=train))
+    cfg = Config(
+        data=DataConfig(max_len=32), student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16, train=train)
+    )
     cfg.distill.teachers = [str(reversed_order)]
     with pytest.raises(DataError, match="lists the dataset's labels in another order than the first teacher"):
         api.distill(cfg, first, tmp_path / "grid", methods=["soft"], splits=tiny_splits)
@@ -180,7 +194,6 @@ def test_serve_a_hub_model(tmp_path, fake_hub, tiny_tokenizer, tiny_label_names)
         assert answer.status_code == 200 and answer.json()["predictions"][0]["labels"][0]["label"] in tiny_label_names
 
 
-
 def test_export_and_bench_a_hub_model(tmp_path, fake_hub, tiny_tokenizer, tiny_label_names):
     from textkd.evaluation.bench import bench
     from textkd.export.onnx import export_onnx
@@ -190,14 +203,22 @@ def test_export_and_bench_a_hub_model(tmp_path, fake_hub, tiny_tokenizer, tiny_l
     folder = tmp_path / "cache" / "models" / "my-org--tiny-clf"
     info = export_onnx("my-org/tiny-clf", parity_texts=["heavy rain is expected today"])
     assert Path(info["output_dir"]) == folder / "onnx" and info["fp32"]["argmax_agreement"] == 1.0
-    out = bench(["my-org/tiny-clf"], texts=["heavy rain", "the bank raised rates"], backends=["torch", "onnx"],
-                threads=[1], warmup=1, runs=3, throughput_texts=4)
+    out = bench(
+        ["my-org/tiny-clf"],
+        texts=["heavy rain", "the bank raised rates"],
+        backends=["torch", "onnx"],
+        threads=[1],
+        warmup=1,
+        runs=3,
+        throughput_texts=4,
+    )
     assert out["models"][0]["model"] == str(folder) and (folder / "bench.json").is_file()
     assert {row["backend"] for row in out["results"]} == {"torch", "onnx"}
 
 
-def test_bench_a_hub_textkd_model_on_its_recorded_dataset(tmp_path, fake_hub, tiny_teacher, tiny_tokenizer,
-                                                          tiny_texts, tiny_labels, tiny_label_names):
+def test_bench_a_hub_textkd_model_on_its_recorded_dataset(
+    tmp_path, fake_hub, tiny_teacher, tiny_tokenizer, tiny_texts, tiny_labels, tiny_label_names
+):
     # A repo pushed by textkd carries textkd_model.json: `bench REPO --data-dir D` reads its dataset from there.
     from textkd.models.io import save_model
 
@@ -205,10 +226,25 @@ def test_bench_a_hub_textkd_model_on_its_recorded_dataset(tmp_path, fake_hub, ti
     (tmp_path / "split.csv").write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
     repos, _ = fake_hub
     data = {"name": "files", "train": str(tmp_path / "split.csv"), "test": str(tmp_path / "split.csv")}
-    repos["my-org/textkd-clf"] = save_model(tiny_teacher, tiny_tokenizer, tmp_path / "repo",
-                                            extra={"kind": "teacher", "data": data})
-    result = CliRunner().invoke(app, ["bench", "my-org/textkd-clf", "--data-dir", str(tmp_path), "--runs", "2",
-                                      "--threads", "1", "--backends", "torch", "--json"])
+    repos["my-org/textkd-clf"] = save_model(
+        tiny_teacher, tiny_tokenizer, tmp_path / "repo", extra={"kind": "teacher", "data": data}
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "my-org/textkd-clf",
+            "--data-dir",
+            str(tmp_path),
+            "--runs",
+            "2",
+            "--threads",
+            "1",
+            "--backends",
+            "torch",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["settings"]["texts"] == 24
 
@@ -244,8 +280,9 @@ def student_dir(tmp_path, tiny_tokenizer, tiny_splits, tiny_label_names) -> Path
     """An evaluated bilstm student with training leftovers beside it: a checkpoint and a cache folder."""
     teacher = _hub_classifier(tmp_path / "teacher", tiny_tokenizer, tiny_label_names)
     train = TrainConfig(epochs=1, batch_size=8, lr=1e-3, patience=0, progress=False, device="cpu", seed=1)
-    cfg = Config(data=DataConfig(max_len=32),
-                 student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16, train=train))
+    cfg = Config(
+        data=DataConfig(max_len=32), student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16, train=train)
+    )
     [result] = api.distill(cfg, teacher, tmp_path / "grid", methods=["soft"], splits=tiny_splits)
     for leftover in ("checkpoint/state.pt", ".textkd-cache/x/logits.npy"):
         (result.output_dir / leftover).parent.mkdir(parents=True, exist_ok=True)
@@ -257,11 +294,21 @@ def student_dir(tmp_path, tiny_tokenizer, tiny_splits, tiny_label_names) -> Path
 def test_push_uploads_the_model_and_its_card_not_training_state(student_dir, fake_upload):
     url = push_to_hub(student_dir, "my-org/tiny-bilstm", private=True, token="hf_x")
     assert url == "https://huggingface.co/my-org/tiny-bilstm"
-    assert (fake_upload["repo_id"], fake_upload["private"], fake_upload["exist_ok"], fake_upload["token"]) == \
-        ("my-org/tiny-bilstm", True, True, "hf_x")
+    assert (fake_upload["repo_id"], fake_upload["private"], fake_upload["exist_ok"], fake_upload["token"]) == (
+        "my-org/tiny-bilstm",
+        True,
+        True,
+        "hf_x",
+    )
     files = fake_upload["files"]
-    assert {"README.md", "model.safetensors", "config.json", "textkd_model.json", "eval_test.json",
-            "metrics.jsonl"} <= set(files)
+    assert {
+        "README.md",
+        "model.safetensors",
+        "config.json",
+        "textkd_model.json",
+        "eval_test.json",
+        "metrics.jsonl",
+    } <= set(files)
     assert not [f for f in files if f.startswith(("checkpoint/", ".textkd-cache/"))]
     assert "library_name: textkd" in (student_dir / "README.md").read_text()  # the card was written first
     assert "textkd" in fake_upload["message"]

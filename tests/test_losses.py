@@ -58,9 +58,7 @@ def test_kd_matches_float64_reference(temperature: float) -> None:
     plain_kl = F.kl_div(
         F.log_softmax(student / temperature, -1), F.softmax(teacher / temperature, -1), reduction="batchmean"
     )
-    assert kd_kl_div(student, teacher, temperature).item() == pytest.approx(
-        temperature**2 * plain_kl.item(), rel=1e-5
-    )
+    assert kd_kl_div(student, teacher, temperature).item() == pytest.approx(temperature**2 * plain_kl.item(), rel=1e-5)
 
 
 def test_kd_differs_from_the_tutorial_bug() -> None:
@@ -116,9 +114,11 @@ def test_kd_at_a_high_temperature_tends_to_half_the_logit_mse() -> None:
     # Hinton et al. 2015, section 2.1: T^2 * KL -> (1 / 2C) * sum_c (centred logit difference)^2 as T grows.
     student, teacher = _logits(3), _logits(4)
     assert kd_kl_div(student, teacher, 1000.0).item() == pytest.approx(
-        0.5 * kd_logit_mse(student, teacher).item(), rel=1e-2)
-    assert kd_kl_div(student, teacher, 1.0).item() != pytest.approx(0.5 * kd_logit_mse(student, teacher).item(),
-                                                                   rel=1e-1)
+        0.5 * kd_logit_mse(student, teacher).item(), rel=1e-2
+    )
+    assert kd_kl_div(student, teacher, 1.0).item() != pytest.approx(
+        0.5 * kd_logit_mse(student, teacher).item(), rel=1e-1
+    )
 
 
 def test_soft_targets_are_tempered_softmax() -> None:
@@ -299,8 +299,10 @@ def test_soft_with_the_logit_mse() -> None:
     loss = build_loss("soft", cfg)
     assert repr(loss) == "0.7 * kd_logit_mse + 0.3 * cross_entropy"
     inputs = _inputs()
-    expected = 0.7 * kd_logit_mse(inputs["student_logits"], inputs["teacher_logits"]).item() + 0.3 * cross_entropy(
-        inputs["student_logits"], inputs["labels"]).item()
+    expected = (
+        0.7 * kd_logit_mse(inputs["student_logits"], inputs["teacher_logits"]).item()
+        + 0.3 * cross_entropy(inputs["student_logits"], inputs["labels"]).item()
+    )
     assert loss(**inputs).total.item() == pytest.approx(expected, rel=1e-5)
     assert repr(build_loss("soft+hidden", cfg, layer_terms=False)).startswith("0.7 * kd_logit_mse + ")
     with pytest.raises(ConfigError, match="unknown distill.kd_loss 'mes'; did you mean 'mse'"):

@@ -27,9 +27,7 @@ def test_matches_scikit_learn() -> None:
     assert m["weighted_f1"] == pytest.approx(f1_score(Y_TRUE, Y_PRED, average="weighted"))
     p, r, f, s = precision_recall_fscore_support(Y_TRUE, Y_PRED, labels=range(5), zero_division=0)
     for i, name in enumerate(NAMES):
-        assert m["per_class"][name] == pytest.approx(
-            {"precision": p[i], "recall": r[i], "f1": f[i], "support": s[i]}
-        )
+        assert m["per_class"][name] == pytest.approx({"precision": p[i], "recall": r[i], "f1": f[i], "support": s[i]})
     assert m["per_class"]["never"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     assert m["confusion_matrix"] == confusion_matrix(Y_TRUE, Y_PRED, labels=range(5)).tolist()
     assert len(m["confusion_matrix"]) == 5 and all(len(row) == 5 for row in m["confusion_matrix"])

@@ -227,7 +227,13 @@ def test_encoder_dropout_reaches_every_encoder_layer_and_survives_save(
     init = str(tiny_bert_dir) if init == "checkpoint" else init
     overrides = {"num_layers": 1, "hidden_size": 32} if init == "random" else {}
     model, tokenizer = make_student(
-        "bert-tiny-2l-128", tiny_teacher, tiny_tokenizer, tiny_label_names, [], init=init, encoder_dropout=0.3,
+        "bert-tiny-2l-128",
+        tiny_teacher,
+        tiny_tokenizer,
+        tiny_label_names,
+        [],
+        init=init,
+        encoder_dropout=0.3,
         **overrides,
     )
     rates = {m.p for m in model.encoder.modules() if isinstance(m, torch.nn.Dropout)}
@@ -236,8 +242,9 @@ def test_encoder_dropout_reaches_every_encoder_layer_and_survives_save(
     save_model(model, tokenizer, tmp_path / "student")
     loaded, _ = load_model(tmp_path / "student")
     assert {m.p for m in loaded.encoder.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
-    default, _ = make_student("bert-tiny-2l-128", tiny_teacher, tiny_tokenizer, tiny_label_names, [], init=init,
-                              **overrides)
+    default, _ = make_student(
+        "bert-tiny-2l-128", tiny_teacher, tiny_tokenizer, tiny_label_names, [], init=init, **overrides
+    )
     assert {m.p for m in default.encoder.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
 
 
@@ -483,8 +490,9 @@ def test_invalid_shapes_and_options_raise_config_errors(tiny_teacher, tiny_token
     with pytest.raises(ConfigError, match="unknown tokenizer 'bpe'"):
         own_tokenizer("bpe", ["a"], 10)
     with pytest.raises(ConfigError, match="unknown student.tokenizer 'foo'") as caught:  # the student has 3 kinds
-        build_student(StudentConfig(preset="bilstm", tokenizer="foo"), tiny_teacher, tiny_tokenizer,
-                      tiny_label_names, ["a text"])
+        build_student(
+            StudentConfig(preset="bilstm", tokenizer="foo"), tiny_teacher, tiny_tokenizer, tiny_label_names, ["a text"]
+        )
     assert caught.value.hint == "use teacher, wordpiece or char"
     cfg = StudentConfig(preset="tinybert-4l-312", hidden_size=32)  # 12 heads do not divide 32
     with pytest.raises(ConfigError, match="hidden_size 32 is not a multiple of num_heads 12"):

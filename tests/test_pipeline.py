@@ -30,19 +30,28 @@ def _write_csv(path: Path, texts: list[str], labels: list[str]) -> str:
 def _recipe(folder: Path, tiny_bert_dir: Path, tiny_texts, tiny_labels, tiny_label_names) -> Path:
     names = [tiny_label_names[i] for i in tiny_labels]
     splits = {"train": range(24), "validation": range(24, 32), "test": range(32, 40)}
-    files = {split: _write_csv(folder / f"{split}.csv", [tiny_texts[i] for i in rows], [names[i] for i in rows])
-             for split, rows in splits.items()}
+    files = {
+        split: _write_csv(folder / f"{split}.csv", [tiny_texts[i] for i in rows], [names[i] for i in rows])
+        for split, rows in splits.items()
+    }
     recipe = {
         "name": "tiny",
         "output_dir": str(folder / "runs"),
         "data": {"name": "files", "max_len": 32, **files},
         "teacher": {"backbone": str(tiny_bert_dir), "train": TRAIN},
         "student": {"train": TRAIN},
-        "run": {"students": ["bert-tiny-2l-128", "bilstm"], "methods": ["none", "soft"], "bench_runs": 2,
-                "bench_warmup": 1, "bench_texts": 8, "bench_backends": ["torch", "onnx-int8"],
-                "student_overrides": {"bert-tiny-2l-128": {"num_layers": 2, "hidden_size": 32},
-                                      "bilstm": {"tokenizer": "wordpiece", "num_layers": 1, "hidden_size": 16,
-                                                 "train.epochs": 1}}},
+        "run": {
+            "students": ["bert-tiny-2l-128", "bilstm"],
+            "methods": ["none", "soft"],
+            "bench_runs": 2,
+            "bench_warmup": 1,
+            "bench_texts": 8,
+            "bench_backends": ["torch", "onnx-int8"],
+            "student_overrides": {
+                "bert-tiny-2l-128": {"num_layers": 2, "hidden_size": 32},
+                "bilstm": {"tokenizer": "wordpiece", "num_layers": 1, "hidden_size": 16, "train.epochs": 1},
+            },
+        },
     }
     path = folder / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
@@ -129,8 +138,14 @@ def test_changed_recipe_refuses_to_reuse_a_model(finished_run, tmp_path, monkeyp
 def test_reused_teacher_is_remembered(finished_run, tmp_path, monkeypatch):
     recipe, run_dir = finished_run
     monkeypatch.setattr(textkd.api, "train_teacher", _must_not_run)
-    overrides = {"output_dir": str(tmp_path), "run.students": "bert-tiny-2l-128", "run.methods": "none",
-                 "run.bench": "false", "run.export": "false", "teacher.train.lr": "0.5"}  # not this teacher's
+    overrides = {
+        "output_dir": str(tmp_path),
+        "run.students": "bert-tiny-2l-128",
+        "run.methods": "none",
+        "run.bench": "false",
+        "run.export": "false",
+        "teacher.train.lr": "0.5",
+    }  # not this teacher's
     reused = pipeline.run(pipeline.load_run_config(recipe, overrides), teacher_dir=run_dir / "teacher", name="reuse")
     manifest = json.loads((reused / "run.json").read_text())
     assert manifest["teacher_dir"] == str((run_dir / "teacher").resolve()) and not (reused / "teacher").exists()

@@ -18,8 +18,10 @@ from textkd.utils import read_jsonl
 def _config(tiny_bert_dir, **train) -> Config:
     base = {"epochs": 3, "batch_size": 8, "lr": 2e-3, "patience": 0, "progress": False, "device": "cpu", "seed": 5}
     base.update(train)
-    return Config(data=DataConfig(max_len=32),
-                  teacher=TeacherConfig(backbone=str(tiny_bert_dir), refit=True, train=TrainConfig(**base)))
+    return Config(
+        data=DataConfig(max_len=32),
+        teacher=TeacherConfig(backbone=str(tiny_bert_dir), refit=True, train=TrainConfig(**base)),
+    )
 
 
 def test_refit_trains_on_train_and_validation_for_the_selected_epochs(tiny_bert_dir, tiny_splits, tmp_path):

@@ -22,28 +22,63 @@ from textkd.utils import append_jsonl, atomic_write_json
 LABELS = ["weather", "sports", "finance", "music"]
 
 
-def _model(path: Path, *, kind: str, params: int, accuracy: float, macro_f1: float, latency: float,
-           preset: str | None = None, method: str | None = None, confusion=None) -> Path:
+def _model(
+    path: Path,
+    *,
+    kind: str,
+    params: int,
+    accuracy: float,
+    macro_f1: float,
+    latency: float,
+    preset: str | None = None,
+    method: str | None = None,
+    confusion=None,
+) -> Path:
     """A finished model folder as the pipeline leaves it, without training anything."""
     path.mkdir(parents=True)
     save_file({"weight": np.zeros(params, dtype=np.float32)}, str(path / "model.safetensors"))
     atomic_write_json(path / "textkd_model.json", {"kind": kind, "preset": preset, "method": method})
     section = "teacher" if kind == "teacher" else "student"
-    config = {"data": {"max_len": 32}, section: {"preset": preset, "train": {"epochs": 3, "lr": 1e-3, "seed": 7}},
-              "distill": {"method": method, "temperature": 4.0, "alpha": 0.7}}
+    config = {
+        "data": {"max_len": 32},
+        section: {"preset": preset, "train": {"epochs": 3, "lr": 1e-3, "seed": 7}},
+        "distill": {"method": method, "temperature": 4.0, "alpha": 0.7},
+    }
     (path / "config.yaml").write_text(yaml.safe_dump(config))
     confusion = confusion or [[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 2]]
-    atomic_write_json(path / "eval_test.json", {
-        "accuracy": accuracy, "macro_f1": macro_f1, "agreement_with_teacher": 0.9, "rows": 8, "dataset": "tiny",
-        "notes": None, "partial_train": False, "confusion_matrix": confusion,
-        "per_class": {name: {"f1": 1.0} for name in LABELS}})
+    atomic_write_json(
+        path / "eval_test.json",
+        {
+            "accuracy": accuracy,
+            "macro_f1": macro_f1,
+            "agreement_with_teacher": 0.9,
+            "rows": 8,
+            "dataset": "tiny",
+            "notes": None,
+            "partial_train": False,
+            "confusion_matrix": confusion,
+            "per_class": {name: {"f1": 1.0} for name in LABELS},
+        },
+    )
     for epoch in (1, 2, 3):
         append_jsonl(path / "metrics.jsonl", {"epoch": epoch, "val_macro_f1": macro_f1 * epoch / 3})
-    atomic_write_json(path / "bench.json", {
-        "machine": {"platform": "test-os", "cpu": "test-cpu", "torch": "x", "threads": 2},
-        "results": [{"backend": backend, "threads": threads, "batch_size": 1, "p50_ms": latency * factor,
-                     "throughput_per_s": 10.0 * threads / factor}
-                    for backend, factor in (("torch", 1.0), ("onnx-int8", 0.5)) for threads in (1, 2)]})
+    atomic_write_json(
+        path / "bench.json",
+        {
+            "machine": {"platform": "test-os", "cpu": "test-cpu", "torch": "x", "threads": 2},
+            "results": [
+                {
+                    "backend": backend,
+                    "threads": threads,
+                    "batch_size": 1,
+                    "p50_ms": latency * factor,
+                    "throughput_per_s": 10.0 * threads / factor,
+                }
+                for backend, factor in (("torch", 1.0), ("onnx-int8", 0.5))
+                for threads in (1, 2)
+            ],
+        },
+    )
     return path
 
 
@@ -53,14 +88,27 @@ def run_dir(tmp_path: Path) -> Path:
     _model(run / "teacher", kind="teacher", params=4000, accuracy=1.0, macro_f1=1.0, latency=20.0)
     confused = [[1, 1, 0, 0], [0, 2, 0, 0], [0, 0, 0, 2], [0, 0, 0, 2]]
     for method, accuracy in (("none", 0.5), ("soft", 0.75)):
-        _model(run / "students" / f"tiny-{method}", kind="student", params=1000, accuracy=accuracy,
-               macro_f1=accuracy - 0.1, latency=2.0, preset="tiny", method=method, confusion=confused)
-    students = [{"name": f"tiny / {m}", "student": "tiny", "method": m, "dir": f"students/tiny-{m}"}
-                for m in ("none", "soft", "hard")]  # "hard" never finished
+        _model(
+            run / "students" / f"tiny-{method}",
+            kind="student",
+            params=1000,
+            accuracy=accuracy,
+            macro_f1=accuracy - 0.1,
+            latency=2.0,
+            preset="tiny",
+            method=method,
+            confusion=confused,
+        )
+    students = [
+        {"name": f"tiny / {m}", "student": "tiny", "method": m, "dir": f"students/tiny-{m}"}
+        for m in ("none", "soft", "hard")
+    ]  # "hard" never finished
     atomic_write_json(run / "run.json", {"name": "tiny-run", "teacher_dir": "teacher", "students": students})
     for method, agreement in (("none", 1.0), ("soft", 0.95)):
-        atomic_write_json(run / "students" / f"tiny-{method}" / "onnx" / "export.json", {
-            "fp32": {"max_abs_diff": 1e-6}, "int8": {"argmax_agreement": agreement}, "drift": False})
+        atomic_write_json(
+            run / "students" / f"tiny-{method}" / "onnx" / "export.json",
+            {"fp32": {"max_abs_diff": 1e-6}, "int8": {"argmax_agreement": agreement}, "drift": False},
+        )
     return run
 
 
@@ -99,7 +147,11 @@ def test_build_report_writes_all_files(run_dir):
     assert page.count("data:image/png;base64,") == 4
     assert 'class="drift"' in page and "http://" not in page and "https://" not in page
     assert sorted(p.name for p in paths["plots"].iterdir()) == [
-        "accuracy_vs_latency.png", "kd_gain.png", "learning_curves.png", "top_confusions.png"]
+        "accuracy_vs_latency.png",
+        "kd_gain.png",
+        "learning_curves.png",
+        "top_confusions.png",
+    ]
 
 
 def test_report_without_bench_or_manifest(run_dir):
@@ -154,9 +206,19 @@ class DevTools:
 
 def _open_page(profile: Path) -> tuple[subprocess.Popen, str]:
     """Start headless Chromium on a free port; return the process and its blank page's websocket URL."""
-    args = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--remote-debugging-port=0",
-            f"--user-data-dir={profile}", "about:blank"]
+    args = [
+        CHROMIUM,
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--remote-debugging-port=0",
+        f"--user-data-dir={profile}",
+        "about:blank",
+    ]
     # A session of its own so the whole process group (renderers, crashpad) can be stopped together.
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     port_file = profile / "DevToolsActivePort"
@@ -200,14 +262,23 @@ def test_report_html_renders_in_chromium(run_dir, tmp_path):
             page.call(f"{domain}.enable")
         page.call("Page.navigate", url=html_path.resolve().as_uri())
         page.wait_for("Page.loadEventFired")
-        check = ("JSON.stringify({rows: document.querySelectorAll('#comparison tbody tr').length, "
-                 "drift: document.querySelectorAll('td.drift').length, "
-                 "images: Array.from(document.images).map(i => [i.complete, i.naturalWidth])})")
+        check = (
+            "JSON.stringify({rows: document.querySelectorAll('#comparison tbody tr').length, "
+            "drift: document.querySelectorAll('td.drift').length, "
+            "images: Array.from(document.images).map(i => [i.complete, i.naturalWidth])})"
+        )
         found = json.loads(page.call("Runtime.evaluate", expression=check, returnByValue=True)["result"]["value"])
-        errors = [e for e in page.events if e.get("method") in ("Runtime.exceptionThrown", "Log.entryAdded")
-                  and (e["method"] == "Runtime.exceptionThrown" or e["params"]["entry"]["level"] == "error")]
-        errors += [e for e in page.events if e.get("method") == "Runtime.consoleAPICalled"
-                   and e["params"]["type"] in ("error", "assert")]
+        errors = [
+            e
+            for e in page.events
+            if e.get("method") in ("Runtime.exceptionThrown", "Log.entryAdded")
+            and (e["method"] == "Runtime.exceptionThrown" or e["params"]["entry"]["level"] == "error")
+        ]
+        errors += [
+            e
+            for e in page.events
+            if e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert")
+        ]
         page.ws.close()
     finally:
         _stop(process)

@@ -61,11 +61,24 @@ def test_distill_schedules_validation():
 
 
 def test_distiller_sets_scheduled_values_on_the_loss(tiny_teacher):
-    cfg = DistillConfig(temperature=8.0, temperature_schedule="linear", temperature_end=1.0,
-                        alpha=0.9, alpha_schedule="linear", alpha_end=0.5)
+    cfg = DistillConfig(
+        temperature=8.0,
+        temperature_schedule="linear",
+        temperature_end=1.0,
+        alpha=0.9,
+        alpha_schedule="linear",
+        alpha_end=0.5,
+    )
     loss = build_loss("soft", cfg)
-    distiller = Distiller(tiny_teacher, None, TrainConfig(device="cpu", progress=False), "unused",
-                          teacher=None, loss=loss, schedules=distill_schedules(cfg))
+    distiller = Distiller(
+        tiny_teacher,
+        None,
+        TrainConfig(device="cpu", progress=False),
+        "unused",
+        teacher=None,
+        loss=loss,
+        schedules=distill_schedules(cfg),
+    )
     distiller.on_step(0, 11)
     assert loss.terms["kd"].params["temperature"] == 8.0 and loss.weights["kd"] == pytest.approx(0.9)
     distiller.on_step(10, 11)
@@ -82,13 +95,27 @@ def test_distiller_sets_scheduled_values_on_the_loss(tiny_teacher):
 def test_hidden_weight_schedule_only_applies_to_soft_hidden(tiny_teacher):
     tiny_teacher = copy.deepcopy(tiny_teacher)  # the distiller freezes its teacher; the fixture is shared
     cfg = DistillConfig(hidden_weight_schedule="linear", hidden_weight=0.0, hidden_weight_end=2.0)
-    soft = Distiller(tiny_teacher, None, TrainConfig(device="cpu", progress=False), "unused", teacher=None,
-                     loss=build_loss("soft", cfg), schedules=distill_schedules(cfg))
+    soft = Distiller(
+        tiny_teacher,
+        None,
+        TrainConfig(device="cpu", progress=False),
+        "unused",
+        teacher=None,
+        loss=build_loss("soft", cfg),
+        schedules=distill_schedules(cfg),
+    )
     assert set(soft.schedules) == {"temperature", "alpha"}
-    hidden = Distiller(tiny_teacher, None, TrainConfig(device="cpu", progress=False), "unused",
-                       teacher=tiny_teacher, loss=build_loss("soft+hidden", cfg, layer_terms=False),
-                       schedules=distill_schedules(cfg), student_pooled_dim=tiny_teacher.pooled_size,
-                       teacher_pooled_dim=tiny_teacher.pooled_size)
+    hidden = Distiller(
+        tiny_teacher,
+        None,
+        TrainConfig(device="cpu", progress=False),
+        "unused",
+        teacher=tiny_teacher,
+        loss=build_loss("soft+hidden", cfg, layer_terms=False),
+        schedules=distill_schedules(cfg),
+        student_pooled_dim=tiny_teacher.pooled_size,
+        teacher_pooled_dim=tiny_teacher.pooled_size,
+    )
     # The pooled MSE starts at weight 0 but is scheduled to rise: its projection and inputs are still set up.
     assert hidden.needs_pooled and "pooled_proj" in hidden.extras
     hidden.on_step(4, 5)
@@ -110,9 +137,12 @@ def teacher_dir(tiny_teacher, tiny_tokenizer, tmp_path_factory):
 
 
 def _config(tiny_bert_dir, distill: DistillConfig) -> Config:
-    return Config(data=DataConfig(max_len=32), teacher=TeacherConfig(backbone=str(tiny_bert_dir), train=_train_cfg()),
-                  student=StudentConfig(preset="bert-tiny-2l-128", num_layers=2, hidden_size=32, train=_train_cfg()),
-                  distill=distill)
+    return Config(
+        data=DataConfig(max_len=32),
+        teacher=TeacherConfig(backbone=str(tiny_bert_dir), train=_train_cfg()),
+        student=StudentConfig(preset="bert-tiny-2l-128", num_layers=2, hidden_size=32, train=_train_cfg()),
+        distill=distill,
+    )
 
 
 def _weights(path) -> dict[str, torch.Tensor]:
@@ -120,8 +150,9 @@ def _weights(path) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def test_constant_schedule_reproduces_fixed_temperature_exactly(teacher_dir, tiny_bert_dir, tiny_splits, tmp_path,
-                                                                monkeypatch):
+def test_constant_schedule_reproduces_fixed_temperature_exactly(
+    teacher_dir, tiny_bert_dir, tiny_splits, tmp_path, monkeypatch
+):
     fixed_cfg = _config(tiny_bert_dir, DistillConfig(temperature=4.0, alpha=0.7))
     # The fixed-T run: the distiller is given no schedules at all, so the loss keeps its built values.
     original = Distiller.__init__
@@ -133,10 +164,10 @@ def test_constant_schedule_reproduces_fixed_temperature_exactly(teacher_dir, tin
     monkeypatch.setattr(Distiller, "__init__", without_schedules)
     fixed = textkd.distill(fixed_cfg, teacher_dir, tmp_path / "fixed", methods=["soft"], splits=tiny_splits)[0]
     monkeypatch.setattr(Distiller, "__init__", original)
-    constant_cfg = replace(fixed_cfg, distill=replace(fixed_cfg.distill, temperature_schedule="constant",
-                                                      temperature_end=1.0))  # the end is ignored when constant
-    constant = textkd.distill(constant_cfg, teacher_dir, tmp_path / "constant", methods=["soft"],
-                              splits=tiny_splits)[0]
+    constant_cfg = replace(
+        fixed_cfg, distill=replace(fixed_cfg.distill, temperature_schedule="constant", temperature_end=1.0)
+    )  # the end is ignored when constant
+    constant = textkd.distill(constant_cfg, teacher_dir, tmp_path / "constant", methods=["soft"], splits=tiny_splits)[0]
     a, b = _weights(fixed.output_dir), _weights(constant.output_dir)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
@@ -155,8 +186,9 @@ def test_decaying_temperature_is_logged_saved_and_changes_training(teacher_dir, 
     assert info["schedules"] == {"temperature": "linear 8 -> 1", "alpha": "constant 0.7"}
     saved = (result.output_dir / "config.yaml").read_text()
     assert "temperature_schedule: linear" in saved and "temperature_end: 1.0" in saved
-    fixed = textkd.distill(_config(tiny_bert_dir, DistillConfig()), teacher_dir, tmp_path / "fixed",
-                           methods=["soft"], splits=tiny_splits)[0]
+    fixed = textkd.distill(
+        _config(tiny_bert_dir, DistillConfig()), teacher_dir, tmp_path / "fixed", methods=["soft"], splits=tiny_splits
+    )[0]
     a, b = _weights(result.output_dir), _weights(fixed.output_dir)
     assert any(not torch.equal(a[k], b[k]) for k in a)
 

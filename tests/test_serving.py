@@ -164,14 +164,18 @@ def test_onnx_backend_serves_the_same_predictions(model_dir, reference, tmp_path
     texts = ["the orchestra performed this week", "investors sold their bonds"]
     with TestClient(create_app(tmp_path / "onnx", threads=1, max_wait_ms=0)) as onnx_client:
         assert onnx_client.get("/health").json()["backend"] == "onnx"
-        _same_predictions(onnx_client.post("/predict", json={"texts": texts, "top_k": 4}).json()["predictions"],
-                          reference.predict(texts, top_k=4))
+        _same_predictions(
+            onnx_client.post("/predict", json={"texts": texts, "top_k": 4}).json()["predictions"],
+            reference.predict(texts, top_k=4),
+        )
 
 
 def test_concurrent_requests_share_forward_passes_and_get_their_own_results(model_dir, reference):
     app = create_app(model_dir, max_wait_ms=200, max_batch=64)
-    requests = [([f"the team scored {'a late goal ' * i}today", "the price of oil jumped"][: 1 + i % 2], 1 + i % 4)
-                for i in range(16)]
+    requests = [
+        ([f"the team scored {'a late goal ' * i}today", "the price of oil jumped"][: 1 + i % 2], 1 + i % 4)
+        for i in range(16)
+    ]
     start = threading.Barrier(len(requests))
 
     def send(client: TestClient, texts: list[str], k: int) -> dict:
@@ -248,8 +252,21 @@ def _wait_ready(url: str, process: subprocess.Popen | None = None, timeout: floa
 @pytest.mark.slow
 def test_real_server_process_answers_http_and_stops(model_dir, reference):
     port = _free_port()
-    command = [sys.executable, "-m", "textkd", "serve", str(model_dir), "--port", str(port), "--max-texts", "4",
-               "--max-body-bytes", "2048", "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "textkd",
+        "serve",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--max-texts",
+        "4",
+        "--max-body-bytes",
+        "2048",
+        "--log-level",
+        "warning",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -278,8 +295,19 @@ def test_serve_cli_refuses_a_missing_model(tmp_path):
     assert result.exit_code == 2 and "no such model directory" in result.output
 
 
-CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser",
-                             shutil.which("chromium")) if p and Path(p).is_file()), None)
+CHROMIUM = next(
+    (
+        p
+        for p in (
+            os.environ.get("CHROMIUM"),
+            "/usr/bin/chromium",
+            "/usr/bin/chromium-browser",
+            shutil.which("chromium"),
+        )
+        if p and Path(p).is_file()
+    ),
+    None,
+)
 CHROMEDRIVER = shutil.which("chromedriver") or next((p for p in ("/usr/bin/chromedriver",) if Path(p).is_file()), None)
 
 
@@ -288,8 +316,9 @@ def live_url(model_dir):
     """The app served by uvicorn on a thread (a real socket, without a second process)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(create_app(model_dir), host="127.0.0.1", port=_free_port(),
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(model_dir), host="127.0.0.1", port=_free_port(), log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.config.port}"
@@ -308,8 +337,16 @@ def test_page_in_headless_chromium_shows_the_top_k(live_url, reference):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
     try:
@@ -322,8 +359,10 @@ def test_page_in_headless_chromium_shows_the_top_k(live_url, reference):
         top_k.send_keys("2")
         driver.find_element(By.ID, "submit").click()
         rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results li"))
-        shown = [(row.find_element(By.CLASS_NAME, "label").text, row.find_element(By.CLASS_NAME, "score").text)
-                 for row in rows]
+        shown = [
+            (row.find_element(By.CLASS_NAME, "label").text, row.find_element(By.CLASS_NAME, "score").text)
+            for row in rows
+        ]
     finally:
         driver.quit()
     expected = reference.predict(["the concert tickets sold out"], top_k=2)[0]

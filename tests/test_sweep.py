@@ -33,8 +33,13 @@ def tiny_files(tmp_path, tiny_splits):
     paths = {}
     for name, split in rows.items():
         path = tmp_path / f"{name}.jsonl"
-        path.write_text("".join(json.dumps({"text": t, "label": split.label_names[y]}) + "\n"
-                                for t, y in zip(split.texts, split.labels, strict=True)), encoding="utf-8")
+        path.write_text(
+            "".join(
+                json.dumps({"text": t, "label": split.label_names[y]}) + "\n"
+                for t, y in zip(split.texts, split.labels, strict=True)
+            ),
+            encoding="utf-8",
+        )
         paths[name] = str(path)
     labels = tmp_path / "labels.txt"  # the teacher's label order
     labels.write_text("\n".join(tiny_splits.train.label_names), encoding="utf-8")
@@ -44,14 +49,20 @@ def tiny_files(tmp_path, tiny_splits):
 
 def _cfg(files) -> Config:
     train = TrainConfig(epochs=2, batch_size=8, lr=1e-3, patience=0, progress=False, device="cpu", seed=1)
-    return Config(data=DataConfig(name="files", max_len=32, **files),
-                  student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16, train=train))
+    return Config(
+        data=DataConfig(name="files", max_len=32, **files),
+        student=StudentConfig(preset="bilstm", num_layers=1, hidden_size=16, train=train),
+    )
 
 
 def test_apply_params_sets_the_four_settings(tiny_files):
     cfg = apply_params(_cfg(tiny_files), {"temperature": 2.5, "alpha": 0.4, "lr": 3e-3, "epochs": 7})
-    assert (cfg.distill.temperature, cfg.distill.alpha, cfg.student.train.lr, cfg.student.train.epochs) == \
-        (2.5, 0.4, 3e-3, 7)
+    assert (cfg.distill.temperature, cfg.distill.alpha, cfg.student.train.lr, cfg.student.train.epochs) == (
+        2.5,
+        0.4,
+        3e-3,
+        7,
+    )
 
 
 def test_sweep_runs_trials_keeps_the_best_and_writes_a_recipe(teacher_dir, tiny_files, tmp_path, monkeypatch):
@@ -66,8 +77,7 @@ def test_sweep_runs_trials_keeps_the_best_and_writes_a_recipe(teacher_dir, tiny_
 
     monkeypatch.setattr(api, "evaluate", watch)
     cfg = _cfg(tiny_files)
-    result = sweep(cfg, teacher_dir, trials=5, output_dir=tmp_path / "sweep", seed=0,
-                   space=SearchSpace(epochs=(1, 3)))
+    result = sweep(cfg, teacher_dir, trials=5, output_dir=tmp_path / "sweep", seed=0, space=SearchSpace(epochs=(1, 3)))
     assert read_test == ["test"]  # the test split is read once, after the search
     trials = [json.loads(line) for line in (tmp_path / "sweep" / "trials.jsonl").read_text().splitlines()]
     assert len(trials) == 5
@@ -101,12 +111,41 @@ def test_sweep_errors(teacher_dir, tiny_files, tmp_path):
 
 
 def test_sweep_command(teacher_dir, tiny_files, tmp_path):
-    args = ["sweep", "--teacher", str(teacher_dir), "--trials", "2", "-o", str(tmp_path / "s"), "--data", "files",
-            "--data.train", tiny_files["train"], "--data.validation", tiny_files["validation"],
-            "--data.test", tiny_files["test"], "--data.label-file", tiny_files["label_file"],
-            "--data.max-len", "32", "--student", "bilstm",
-            "--student.num-layers", "1", "--student.hidden-size", "16", "--train.epochs", "1",
-            "--train.batch-size", "8", "--train.device", "cpu", "--train.progress", "false"]
+    args = [
+        "sweep",
+        "--teacher",
+        str(teacher_dir),
+        "--trials",
+        "2",
+        "-o",
+        str(tmp_path / "s"),
+        "--data",
+        "files",
+        "--data.train",
+        tiny_files["train"],
+        "--data.validation",
+        tiny_files["validation"],
+        "--data.test",
+        tiny_files["test"],
+        "--data.label-file",
+        tiny_files["label_file"],
+        "--data.max-len",
+        "32",
+        "--student",
+        "bilstm",
+        "--student.num-layers",
+        "1",
+        "--student.hidden-size",
+        "16",
+        "--train.epochs",
+        "1",
+        "--train.batch-size",
+        "8",
+        "--train.device",
+        "cpu",
+        "--train.progress",
+        "false",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "best of 2 trials" in result.output and "best.yaml" in result.output

@@ -23,8 +23,16 @@ def _inputs(dataset, tokenizer) -> ModelInputs:
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = {"epochs": 4, "batch_size": 8, "lr": 3e-3, "warmup_ratio": 0.0, "patience": 0, "progress": False,
-            "device": "cpu", "seed": 7}
+    base = {
+        "epochs": 4,
+        "batch_size": 8,
+        "lr": 3e-3,
+        "warmup_ratio": 0.0,
+        "patience": 0,
+        "progress": False,
+        "device": "cpu",
+        "seed": 7,
+    }
     base.update(kw)
     return TrainConfig(**base)
 
@@ -32,8 +40,9 @@ def _cfg(**kw) -> TrainConfig:
 def test_tiny_teacher_overfits_16_examples(tiny_teacher, tiny_tokenizer, tiny_dataset, tmp_path):
     sixteen = tiny_dataset.subset(range(16))
     model = copy.deepcopy(tiny_teacher)
-    trainer = Trainer(model, tiny_tokenizer, _cfg(epochs=40, lr=5e-3, batch_size=4), tmp_path,
-                      label_names=tiny_dataset.label_names)
+    trainer = Trainer(
+        model, tiny_tokenizer, _cfg(epochs=40, lr=5e-3, batch_size=4), tmp_path, label_names=tiny_dataset.label_names
+    )
     inputs = _inputs(sixteen, tiny_tokenizer)
     trainer.fit(inputs, inputs)
     metrics = trainer.evaluate_inputs(inputs)
@@ -41,8 +50,9 @@ def test_tiny_teacher_overfits_16_examples(tiny_teacher, tiny_tokenizer, tiny_da
 
 
 def test_best_model_and_metrics_file(tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path):
-    trainer = Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(), tmp_path,
-                      label_names=tiny_splits.label_names)
+    trainer = Trainer(
+        copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(), tmp_path, label_names=tiny_splits.label_names
+    )
     result = trainer.fit(_inputs(tiny_splits.train, tiny_tokenizer), _inputs(tiny_splits.validation, tiny_tokenizer))
     rows = read_jsonl(tmp_path / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
@@ -73,8 +83,9 @@ def test_resume_matches_uninterrupted_run(tiny_teacher, tiny_tokenizer, tiny_spl
     Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(), tmp_path / "a", label_names=names).fit(train, val)
 
     with pytest.raises(_Crash):
-        _CrashingTrainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(), tmp_path / "b",
-                         label_names=names).fit(train, val)
+        _CrashingTrainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(), tmp_path / "b", label_names=names).fit(
+            train, val
+        )
     torch.manual_seed(12345)  # the resumed run must not depend on the RNG state it starts in
     fresh = copy.deepcopy(tiny_teacher)
     Trainer(fresh, tiny_tokenizer, _cfg(), tmp_path / "b", label_names=names).fit(train, val, resume=True)
@@ -92,8 +103,13 @@ def test_resume_matches_uninterrupted_run(tiny_teacher, tiny_tokenizer, tiny_spl
 
 def test_early_stopping_stops(tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path):
     # lr 1e-12 moves no float32 weight (an lr of 0 is refused as a config no run can use)
-    trainer = Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(epochs=30, lr=1e-12, patience=2), tmp_path,
-                      label_names=tiny_splits.label_names)
+    trainer = Trainer(
+        copy.deepcopy(tiny_teacher),
+        tiny_tokenizer,
+        _cfg(epochs=30, lr=1e-12, patience=2),
+        tmp_path,
+        label_names=tiny_splits.label_names,
+    )
     result = trainer.fit(_inputs(tiny_splits.train, tiny_tokenizer), _inputs(tiny_splits.validation, tiny_tokenizer))
     assert result.epochs_run == 3  # epoch 1 is best, two more without improvement
 
@@ -121,11 +137,15 @@ def test_compiled_training_matches_eager(tiny_splits, tiny_tokenizer, tmp_path):
     weights = {}
     for compiled in (False, True):
         torch.manual_seed(0)
-        encoder = {**scratch_bert_config(tiny_tokenizer, 1, 32, 2, 64), "hidden_dropout_prob": 0.0,
-                   "attention_probs_dropout_prob": 0.0}
+        encoder = {
+            **scratch_bert_config(tiny_tokenizer, 1, 32, 2, 64),
+            "hidden_dropout_prob": 0.0,
+            "attention_probs_dropout_prob": 0.0,
+        }
         model = TextkdClassifier.from_scratch(encoder, 4, tiny_splits.label_names, dropout=0.0)
-        cfg = TrainConfig(epochs=1, batch_size=8, lr=1e-3, progress=False, device="cpu", compile=compiled,
-                          pad_multiple=8)
+        cfg = TrainConfig(
+            epochs=1, batch_size=8, lr=1e-3, progress=False, device="cpu", compile=compiled, pad_multiple=8
+        )
         Trainer(model, tiny_tokenizer, cfg, tmp_path / str(compiled)).fit(inputs, val)
         weights[compiled] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for key, value in weights[False].items():
@@ -181,8 +201,9 @@ def test_ema_run_saves_the_average_and_resumes_exactly(tiny_teacher, tiny_tokeni
     result = trainer.fit(train, val)
     averaged = load_file(tmp_path / "a" / "checkpoint" / "average.safetensors")
     raw = load_file(tmp_path / "a" / "checkpoint" / "model.safetensors")
-    assert not torch.equal(averaged["encoder.embeddings.word_embeddings.weight"],
-                           raw["model.encoder.embeddings.word_embeddings.weight"])  # the average is not the weights
+    assert not torch.equal(
+        averaged["encoder.embeddings.word_embeddings.weight"], raw["model.encoder.embeddings.word_embeddings.weight"]
+    )  # the average is not the weights
     val_f1 = [r["val_macro_f1"] for r in read_jsonl(tmp_path / "a" / "metrics.jsonl")]
     with trainer.averaged_weights():  # the last row's figure is the average's, not the trained weights'
         assert trainer.evaluate_inputs(val)["macro_f1"] == pytest.approx(val_f1[-1])
@@ -194,10 +215,12 @@ def test_ema_run_saves_the_average_and_resumes_exactly(tiny_teacher, tiny_tokeni
             torch.testing.assert_close(value, averaged[key], rtol=0, atol=0)
 
     with pytest.raises(_Crash):
-        _CrashingTrainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, cfg, tmp_path / "b",
-                         label_names=names).fit(train, val)
+        _CrashingTrainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, cfg, tmp_path / "b", label_names=names).fit(
+            train, val
+        )
     Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, cfg, tmp_path / "b", label_names=names).fit(
-        train, val, resume=True)
+        train, val, resume=True
+    )
     resumed = load_file(tmp_path / "b" / "checkpoint" / "average.safetensors")
     for key in averaged:
         torch.testing.assert_close(resumed[key], averaged[key], rtol=0, atol=0)
@@ -208,8 +231,9 @@ def test_ema_run_saves_the_average_and_resumes_exactly(tiny_teacher, tiny_tokeni
 
 
 @pytest.mark.parametrize("progress", [False, True])
-def test_the_loss_is_read_mid_epoch_only_for_a_shown_bar(progress, tiny_teacher, tiny_tokenizer, tiny_splits,
-                                                         tmp_path, monkeypatch):
+def test_the_loss_is_read_mid_epoch_only_for_a_shown_bar(
+    progress, tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path, monkeypatch
+):
     """Reading the summed loss syncs the host with the device; with the bar off it happens once per epoch."""
     from textkd.training.progress import TrainProgress
 
@@ -218,8 +242,13 @@ def test_the_loss_is_read_mid_epoch_only_for_a_shown_bar(progress, tiny_teacher,
     train = tiny_splits.train
     inputs = ModelInputs({"": encode(list(train.texts) * 3, tiny_tokenizer, 32)}, np.tile(train.labels, 3))
     assert len(inputs) >= 50  # batch size 1: at least two mid-epoch updates when the bar is shown
-    trainer = Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(epochs=1, batch_size=1, progress=progress),
-                      tmp_path, label_names=tiny_splits.label_names)
+    trainer = Trainer(
+        copy.deepcopy(tiny_teacher),
+        tiny_tokenizer,
+        _cfg(epochs=1, batch_size=1, progress=progress),
+        tmp_path,
+        label_names=tiny_splits.label_names,
+    )
     trainer.fit(inputs, None)
     assert calls[-1] == len(inputs)
     assert (len(calls) > 1) is progress
@@ -237,13 +266,20 @@ def _scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
-def test_tensorboard_gets_every_epoch_row_and_the_loss_every_n_steps(tiny_teacher, tiny_tokenizer, tiny_splits,
-                                                                     tmp_path):
+def test_tensorboard_gets_every_epoch_row_and_the_loss_every_n_steps(
+    tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path
+):
     pytest.importorskip("tensorboard")
     train, val = _inputs(tiny_splits.train, tiny_tokenizer), _inputs(tiny_splits.validation, tiny_tokenizer)
     cfg = _cfg(epochs=2, report_to=["tensorboard"], log_every=2)
-    Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, cfg, tmp_path, label_names=tiny_splits.label_names,
-            save_info={"kind": "teacher", "data": {"name": "tiny"}}).fit(train, val)
+    Trainer(
+        copy.deepcopy(tiny_teacher),
+        tiny_tokenizer,
+        cfg,
+        tmp_path,
+        label_names=tiny_splits.label_names,
+        save_info={"kind": "teacher", "data": {"name": "tiny"}},
+    ).fit(train, val)
     rows = read_jsonl(tmp_path / "metrics.jsonl")
     scalars = _scalars(tmp_path / "logs")
     for key in ("val_macro_f1", "train_loss", "lr"):

@@ -90,8 +90,17 @@ def test_encode_file_matches_encode_and_is_memory_mapped(corpus, tiny_texts, tin
 
 def test_label_corpus_matches_the_in_memory_cache(teacher_dir, corpus, tiny_texts, tmp_path):
     teacher, tokenizer = load_model(teacher_dir)
-    streamed = label_corpus(teacher, tokenizer, corpus, tmp_path / "labels", max_len=32, need_pooled=True,
-                            batch_size=4, chunk_size=6, progress=False)
+    streamed = label_corpus(
+        teacher,
+        tokenizer,
+        corpus,
+        tmp_path / "labels",
+        max_len=32,
+        need_pooled=True,
+        batch_size=4,
+        chunk_size=6,
+        progress=False,
+    )
     inputs = ModelInputs({"": encode(tiny_texts, tokenizer, 32)}, np.zeros(40, dtype=np.int64))
     direct = teacher_outputs(teacher, inputs, teacher_dir=None, need_pooled=True)
     assert isinstance(streamed.logits, np.memmap) and streamed.logits.shape == (40, 4)
@@ -103,8 +112,21 @@ def test_label_corpus_matches_the_in_memory_cache(teacher_dir, corpus, tiny_text
 
 
 def test_label_command(teacher_dir, corpus, tmp_path):
-    result = CliRunner().invoke(app, ["label", str(teacher_dir), "--texts", str(corpus), "-o", str(tmp_path / "o"),
-                                      "--chunk-size", "16", "--device", "cpu"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "label",
+            str(teacher_dir),
+            "--texts",
+            str(corpus),
+            "-o",
+            str(tmp_path / "o"),
+            "--chunk-size",
+            "16",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "40 texts labelled" in result.output
     assert np.load(tmp_path / "o" / "logits.npy").shape == (40, 4)
@@ -177,25 +199,35 @@ def test_embedding_neighbours_are_the_nearest_whole_words(teacher_dir):
 
 def _cfg(tiny_bert_dir, **distill) -> Config:
     train = TrainConfig(epochs=1, batch_size=8, lr=1e-3, patience=0, progress=False, device="cpu", seed=3)
-    return Config(data=DataConfig(max_len=32), teacher=TeacherConfig(backbone=str(tiny_bert_dir), train=train),
-                  student=StudentConfig(preset="bert-tiny-2l-128", num_layers=2, hidden_size=32, train=train),
-                  distill=DistillConfig(**distill))
+    return Config(
+        data=DataConfig(max_len=32),
+        teacher=TeacherConfig(backbone=str(tiny_bert_dir), train=train),
+        student=StudentConfig(preset="bert-tiny-2l-128", num_layers=2, hidden_size=32, train=train),
+        distill=DistillConfig(**distill),
+    )
 
 
 def test_distill_with_augmentation_and_unlabeled_text(teacher_dir, tiny_bert_dir, tiny_splits, tmp_path):
     unlabeled = tmp_path / "unlabeled.txt"
     unlabeled.write_text("snow is falling on the city\nthe drummer left the band\n", encoding="utf-8")
     cfg = _cfg(tiny_bert_dir, augment=3, unlabeled=[str(unlabeled)])
-    results = textkd.distill(cfg, teacher_dir, tmp_path / "grid", methods=["none", "soft", "soft+hidden"],
-                             splits=tiny_splits)
+    results = textkd.distill(
+        cfg, teacher_dir, tmp_path / "grid", methods=["none", "soft", "soft+hidden"], splits=tiny_splits
+    )
     by_method = {r.method: r for r in results}
     soft_info = json.loads((by_method["soft"].output_dir / "textkd_model.json").read_text())
-    assert soft_info["transfer_set"] == {"labelled_rows": 24, "teacher_labelled_rows": 24 * 3 + 2, "augment": 3,
-                                         "unlabeled": [str(unlabeled)]}
+    assert soft_info["transfer_set"] == {
+        "labelled_rows": 24,
+        "teacher_labelled_rows": 24 * 3 + 2,
+        "augment": 3,
+        "unlabeled": [str(unlabeled)],
+    }
     none_info = json.loads((by_method["none"].output_dir / "textkd_model.json").read_text())
     assert none_info["transfer_set"] is None  # the baseline trains on the gold rows only
-    steps = {m: json.loads((r.output_dir / "metrics.jsonl").read_text().splitlines()[0])["step"]
-             for m, r in by_method.items()}
+    steps = {
+        m: json.loads((r.output_dir / "metrics.jsonl").read_text().splitlines()[0])["step"]
+        for m, r in by_method.items()
+    }
     assert steps == {"none": 3, "soft": 13, "soft+hidden": 13}  # 24 rows vs 24 + 74 rows, 8 per step
     rows = json.loads((by_method["soft+hidden"].output_dir / "metrics.jsonl").read_text().splitlines()[0])
     assert np.isfinite(rows["train_loss"]) and rows["train_hidden"] > 0
@@ -208,11 +240,21 @@ def test_distill_with_augmentation_and_unlabeled_text(teacher_dir, tiny_bert_dir
 
 def test_transfer_set_errors(teacher_dir, tiny_bert_dir, tiny_splits, tmp_path):
     with pytest.raises(DataError, match="no such unlabeled-text file"):
-        textkd.distill(_cfg(tiny_bert_dir, unlabeled=[str(tmp_path / "none.txt")]), teacher_dir, tmp_path / "a",
-                       methods=["soft"], splits=tiny_splits)
+        textkd.distill(
+            _cfg(tiny_bert_dir, unlabeled=[str(tmp_path / "none.txt")]),
+            teacher_dir,
+            tmp_path / "a",
+            methods=["soft"],
+            splits=tiny_splits,
+        )
     with pytest.raises(ConfigError, match="need the teacher-output cache"):
-        textkd.distill(_cfg(tiny_bert_dir, augment=1, cache=False), teacher_dir, tmp_path / "b", methods=["soft"],
-                       splits=tiny_splits)
+        textkd.distill(
+            _cfg(tiny_bert_dir, augment=1, cache=False),
+            teacher_dir,
+            tmp_path / "b",
+            methods=["soft"],
+            splits=tiny_splits,
+        )
 
 
 def test_teacher_is_not_changed_by_neighbour_search(tiny_teacher, tiny_tokenizer):
@@ -270,8 +312,9 @@ def test_distill_from_two_teachers(teacher_dir, second_teacher_dir, tiny_bert_di
         textkd.distill(bad, teacher_dir, tmp_path / "h", methods=["soft"], splits=tiny_splits)
 
 
-def test_an_ensemble_transfer_set_is_not_the_main_teachers(teacher_dir, second_teacher_dir, tiny_bert_dir, tiny_splits,
-                                                             tmp_path):
+def test_an_ensemble_transfer_set_is_not_the_main_teachers(
+    teacher_dir, second_teacher_dir, tiny_bert_dir, tiny_splits, tmp_path
+):
     from textkd.training.cache import CACHE_DIRNAME
 
     teacher = tmp_path / "teacher"  # a copy with an empty cache
@@ -302,8 +345,10 @@ def test_an_entry_lock_makes_a_second_run_wait_for_that_entry_only(tmp_path, mon
             entered.set()
 
     with entry_lock(tmp_path / "corpus-a"):
-        workers = [threading.Thread(target=second_run, args=(tmp_path / "corpus-a", same)),
-                   threading.Thread(target=second_run, args=(tmp_path / "corpus-b", other))]
+        workers = [
+            threading.Thread(target=second_run, args=(tmp_path / "corpus-a", same)),
+            threading.Thread(target=second_run, args=(tmp_path / "corpus-b", other)),
+        ]
         for worker in workers:
             worker.start()
         assert other.wait(10)  # another entry: not held up
@@ -323,8 +368,9 @@ def test_entry_locks_are_not_taken_by_the_processes_of_one_launch(tmp_path, monk
     assert not (tmp_path / ".x.lock").exists()
 
 
-def test_a_run_does_not_wait_while_another_labels_a_corpus_it_does_not_need(teacher_dir, tiny_bert_dir, tiny_splits,
-                                                                            tmp_path, monkeypatch):
+def test_a_run_does_not_wait_while_another_labels_a_corpus_it_does_not_need(
+    teacher_dir, tiny_bert_dir, tiny_splits, tmp_path, monkeypatch
+):
     import threading
 
     import textkd.api as api_module
@@ -341,9 +387,17 @@ def test_a_run_does_not_wait_while_another_labels_a_corpus_it_does_not_need(teac
     monkeypatch.setattr(api_module, "label_corpus", slow_label_corpus)
     unlabeled = tmp_path / "unlabeled.txt"
     unlabeled.write_text("snow is falling on the city\nthe drummer left the band\n", encoding="utf-8")
-    labelling_run = threading.Thread(target=textkd.distill, daemon=True, kwargs={
-        "cfg": _cfg(tiny_bert_dir, unlabeled=[str(unlabeled)]), "teacher_dir": teacher_dir,
-        "output_dir": tmp_path / "a", "methods": ["soft"], "splits": tiny_splits})
+    labelling_run = threading.Thread(
+        target=textkd.distill,
+        daemon=True,
+        kwargs={
+            "cfg": _cfg(tiny_bert_dir, unlabeled=[str(unlabeled)]),
+            "teacher_dir": teacher_dir,
+            "output_dir": tmp_path / "a",
+            "methods": ["soft"],
+            "splits": tiny_splits,
+        },
+    )
 
     def plain_run():
         textkd.distill(_cfg(tiny_bert_dir), teacher_dir, tmp_path / "b", methods=["soft"], splits=tiny_splits)

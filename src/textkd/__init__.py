@@ -43,10 +43,28 @@ if TYPE_CHECKING:
 
 # Public names resolve on first use, so `import textkd` stays cheap (the CLI imports what it needs).
 _LAZY = {
-    "textkd.api": ("TrainResult", "distill", "evaluate", "evaluate_file", "label", "load_data", "predict",
-                   "train_teacher", "write_predictions"),
-    "textkd.config": ("Config", "DataConfig", "DistillConfig", "RunConfig", "StudentConfig", "TeacherConfig",
-                      "TrainConfig", "load_config", "save_config"),
+    "textkd.api": (
+        "TrainResult",
+        "distill",
+        "evaluate",
+        "evaluate_file",
+        "label",
+        "load_data",
+        "predict",
+        "train_teacher",
+        "write_predictions",
+    ),
+    "textkd.config": (
+        "Config",
+        "DataConfig",
+        "DistillConfig",
+        "RunConfig",
+        "StudentConfig",
+        "TeacherConfig",
+        "TrainConfig",
+        "load_config",
+        "save_config",
+    ),
     "textkd.data.dataset": ("DatasetSplits", "TextDataset"),
     "textkd.evaluation.card": ("write_model_card",),
     "textkd.hub": ("push_to_hub",),

@@ -106,18 +106,36 @@ def train_teacher(
     return _finish(out, None, fit, splits, cfg.data.max_len)
 
 
-def _fit_teacher(cfg: Config, train_cfg, train: TextDataset, validation: TextDataset | None, splits: DatasetSplits,
-                 out: Path, resume: bool, info: dict[str, Any] | None = None) -> FitResult:
+def _fit_teacher(
+    cfg: Config,
+    train_cfg,
+    train: TextDataset,
+    validation: TextDataset | None,
+    splits: DatasetSplits,
+    out: Path,
+    resume: bool,
+    info: dict[str, Any] | None = None,
+) -> FitResult:
     set_seed(train_cfg.seed)
     model, tokenizer = build_teacher(cfg.teacher, splits.label_names, train.texts, splits.language)
     save_config(cfg, out / "config.yaml")
     info = {"kind": "teacher", "backbone": cfg.teacher.backbone, "data": to_dict(cfg.data), **(info or {})}
-    trainer = Trainer(model, tokenizer, train_cfg, out, label_names=splits.label_names,
-                      out_of_scope_label=splits.out_of_scope_label, save_info=info,
-                      label_smoothing=cfg.teacher.label_smoothing)
+    trainer = Trainer(
+        model,
+        tokenizer,
+        train_cfg,
+        out,
+        label_names=splits.label_names,
+        out_of_scope_label=splits.out_of_scope_label,
+        save_info=info,
+        label_smoothing=cfg.teacher.label_smoothing,
+    )
     max_len = cfg.data.max_len
-    return trainer.fit(_inputs(train, tokenizer, max_len),
-                       _inputs(validation, tokenizer, max_len) if validation is not None else None, resume=resume)
+    return trainer.fit(
+        _inputs(train, tokenizer, max_len),
+        _inputs(validation, tokenizer, max_len) if validation is not None else None,
+        resume=resume,
+    )
 
 
 SELECTION_DIR = "selection"
@@ -137,16 +155,24 @@ def _refit_teacher(cfg: Config, out: Path, resume: bool, splits: DatasetSplits) 
         selection = _finish(selection_dir, None, fit, splits, cfg.data.max_len).fit  # its test figure, for the record
     if selection.best_epoch < 1:
         raise ConfigError("the selection run trained no epoch, so there is no epoch count to refit with")
-    full = TextDataset(splits.train.texts + splits.validation.texts,
-                       np.concatenate([splits.train.labels, splits.validation.labels]), splits.label_names,
-                       source=f"{splits.train.source} + {splits.validation.source}")
+    full = TextDataset(
+        splits.train.texts + splits.validation.texts,
+        np.concatenate([splits.train.labels, splits.validation.labels]),
+        splits.label_names,
+        source=f"{splits.train.source} + {splits.validation.source}",
+    )
     train_cfg = replace(cfg.teacher.train, epochs=selection.best_epoch, patience=0)
-    refit = {"epochs": selection.best_epoch, "rows": len(full), "selection_dir": SELECTION_DIR,
-             "selection_val_macro_f1": selection.best_metrics.get("val_macro_f1"),
-             "selection_wall_s": round(selection.wall_s, 2)}
+    refit = {
+        "epochs": selection.best_epoch,
+        "rows": len(full),
+        "selection_dir": SELECTION_DIR,
+        "selection_val_macro_f1": selection.best_metrics.get("val_macro_f1"),
+        "selection_wall_s": round(selection.wall_s, 2),
+    }
     fit = _fit_teacher(cfg, train_cfg, full, None, splits, out, resume, info={"refit": refit})
-    return _finish(out, None, replace(fit, best_metrics={**selection.best_metrics, "refit": refit}), splits,
-                   cfg.data.max_len)
+    return _finish(
+        out, None, replace(fit, best_metrics={**selection.best_metrics, "refit": refit}), splits, cfg.data.max_len
+    )
 
 
 def has_checkpoint(model_dir: Path) -> bool:
@@ -159,8 +185,12 @@ def is_finished(folder: Path) -> bool:
     An interrupted rerun into a finished folder leaves a checkpoint. `textkd run`'s stages, `distill --resume`
     and the refit's selection run skip a folder only when this holds; otherwise they resume it.
     """
-    return ((folder / "textkd_model.json").is_file() and (folder / EVAL_FILE.format(split="test")).is_file()
-            and (folder / METRICS_FILE).is_file() and not has_checkpoint(folder))
+    return (
+        (folder / "textkd_model.json").is_file()
+        and (folder / EVAL_FILE.format(split="test")).is_file()
+        and (folder / METRICS_FILE).is_file()
+        and not has_checkpoint(folder)
+    )
 
 
 def student_dirname(preset: str, method: str) -> str:
@@ -178,8 +208,9 @@ def _finished_fit(folder: Path) -> FitResult:
     history = read_jsonl(folder / METRICS_FILE)
     best = [row for row in history if row.get("best")]
     if not best:
-        raise DataError("this run logged no selected epoch", path=folder / METRICS_FILE,
-                        hint="train it again without --resume")
+        raise DataError(
+            "this run logged no selected epoch", path=folder / METRICS_FILE, hint="train it again without --resume"
+        )
     return FitResult(folder, best[-1]["epoch"], best[-1], len(history), history[-1].get("wall_s", 0.0), history)
 
 
@@ -215,19 +246,37 @@ def distill(
     teacher, teacher_tokenizer = load_model(teacher_dir)
     splits = align_labels(teacher, splits or load_splits(cfg.data), teacher_dir)
     if cfg.student.init == "teacher-layers" and (read_marker(teacher_dir) or {}).get("refit"):
-        warnings.warn(f"{teacher_dir} was refit on train + validation: a student initialised from its layers "
-                      "starts out knowing the validation rows, so its validation scores (and the epoch chosen by "
-                      "them) are optimistic; distil from the selection run (<teacher>/selection) for a clean "
-                      "validation split", DataWarning, stacklevel=2)
+        warnings.warn(
+            f"{teacher_dir} was refit on train + validation: a student initialised from its layers "
+            "starts out knowing the validation rows, so its validation scores (and the epoch chosen by "
+            "them) are optimistic; distil from the selection run (<teacher>/selection) for a clean "
+            "validation split",
+            DataWarning,
+            stacklevel=2,
+        )
     grid = Path(output_dir) if output_dir else Path(cfg.output_dir) / (cfg.name or splits.name) / "students"
-    results = [_distill_one(cfg, method, teacher, teacher_tokenizer, Path(teacher_dir), splits, grid, resume)
-               for method in methods]
+    results = [
+        _distill_one(cfg, method, teacher, teacher_tokenizer, Path(teacher_dir), splits, grid, resume)
+        for method in methods
+    ]
     _write_grid_summary(grid, cfg, results)
     return results
 
 
-def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, grid, resume, *,
-                 out: Path | None = None, epoch_callback=None, test: bool = True) -> TrainResult | FitResult:
+def _distill_one(
+    cfg,
+    method,
+    teacher,
+    teacher_tokenizer,
+    teacher_dir,
+    splits,
+    grid,
+    resume,
+    *,
+    out: Path | None = None,
+    epoch_callback=None,
+    test: bool = True,
+) -> TrainResult | FitResult:
     """Train one student with one method; `test=False` (a search trial) stops after validation-based fitting."""
     train_cfg = cfg.student.train
     out = out or grid / student_dirname(cfg.student.preset, method)
@@ -237,8 +286,9 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
         metrics = json.loads((out / EVAL_FILE.format(split="test")).read_text(encoding="utf-8"))
         return _result(out, method, _finished_fit(out), metrics)
     set_seed(train_cfg.seed)  # the same initial student for every method
-    student, tokenizer = build_student(cfg.student, teacher, teacher_tokenizer, splits.label_names,
-                                       splits.train.texts, splits.language)
+    student, tokenizer = build_student(
+        cfg.student, teacher, teacher_tokenizer, splits.label_names, splits.train.texts, splits.language
+    )
     save_config(run_cfg, out / "config.yaml")
     max_len = cfg.data.max_len
     shared = tokenizer_fingerprint(tokenizer) == tokenizer_fingerprint(teacher_tokenizer)
@@ -249,19 +299,38 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
     loss = build_loss(method, cfg.distill, layer_terms=layer_terms)
     schedules = distill_schedules(cfg.distill)
     needs_teacher = method != "none"
-    train, cached, transfer = _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
-                                               train, prefix, splits)
+    train, cached, transfer = _teacher_targets(
+        cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer, train, prefix, splits
+    )
     dims = (student.pooled_size, teacher.pooled_size) if method == "soft+hidden" else (None, None)
-    info = {"kind": "student", "preset": cfg.student.preset, "method": method, "teacher": str(teacher_dir),
-            "data": to_dict(cfg.data), "loss": repr(loss),
-            "schedules": describe_schedules(applicable_schedules(schedules, loss.terms)),
-            "transfer_set": transfer,
-            "teachers": [str(teacher_dir), *cfg.distill.teachers] if needs_teacher and cfg.distill.teachers else None}
-    distiller = Distiller(student, tokenizer, train_cfg, out, teacher=teacher if needs_teacher else None, loss=loss,
-                          teacher_outputs=cached, teacher_prefix=prefix, student_pooled_dim=dims[0],
-                          teacher_pooled_dim=dims[1], schedules=schedules, label_names=splits.label_names,
-                          out_of_scope_label=splits.out_of_scope_label, save_info=info,
-                          epoch_callback=epoch_callback)
+    info = {
+        "kind": "student",
+        "preset": cfg.student.preset,
+        "method": method,
+        "teacher": str(teacher_dir),
+        "data": to_dict(cfg.data),
+        "loss": repr(loss),
+        "schedules": describe_schedules(applicable_schedules(schedules, loss.terms)),
+        "transfer_set": transfer,
+        "teachers": [str(teacher_dir), *cfg.distill.teachers] if needs_teacher and cfg.distill.teachers else None,
+    }
+    distiller = Distiller(
+        student,
+        tokenizer,
+        train_cfg,
+        out,
+        teacher=teacher if needs_teacher else None,
+        loss=loss,
+        teacher_outputs=cached,
+        teacher_prefix=prefix,
+        student_pooled_dim=dims[0],
+        teacher_pooled_dim=dims[1],
+        schedules=schedules,
+        label_names=splits.label_names,
+        out_of_scope_label=splits.out_of_scope_label,
+        save_info=info,
+        epoch_callback=epoch_callback,
+    )
     fit = distiller.fit(train, _inputs(splits.validation, tokenizer, max_len), resume=resume)
     if not test:
         remove_checkpoint(out)
@@ -269,8 +338,9 @@ def _distill_one(cfg, method, teacher, teacher_tokenizer, teacher_dir, splits, g
     return _finish(out, method, fit, splits, max_len, teacher_dir=teacher_dir)
 
 
-def _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, tokenizer, train: ModelInputs,
-                     prefix: str, splits) -> tuple[ModelInputs, Any, dict[str, Any] | None]:
+def _teacher_targets(
+    cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, tokenizer, train: ModelInputs, prefix: str, splits
+) -> tuple[ModelInputs, Any, dict[str, Any] | None]:
     """The training inputs (grown by a transfer set), the teacher outputs over them (None: online or `none`),
     and the transfer set's description. Reads and fills the teacher's cache, each entry under its own lock
     (`entry_lock`), so parallel runs on one teacher wait only for the entries they share."""
@@ -286,9 +356,15 @@ def _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path,
     device = _device(train_cfg)
     with main_process_first(device):  # several processes: the first computes, the others read the files
         with entry_lock(cache_folder(teacher_dir, train, prefix)):
-            cached = teacher_outputs(teacher, train, teacher_dir=teacher_dir, prefix=prefix,
-                                     need_pooled=method == "soft+hidden", batch_size=train_cfg.eval_batch_size,
-                                     device=device)
+            cached = teacher_outputs(
+                teacher,
+                train,
+                teacher_dir=teacher_dir,
+                prefix=prefix,
+                need_pooled=method == "soft+hidden",
+                batch_size=train_cfg.eval_batch_size,
+                device=device,
+            )
     members, weights = [], []
     if cfg.distill.teachers:
         members, weights = _other_teachers(cfg, method, splits, cached)
@@ -296,16 +372,20 @@ def _teacher_targets(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path,
         for model, tok, folder in members:
             inputs = _inputs(splits.train, tok, max_len)
             with entry_lock(cache_folder(folder, inputs)):
-                parts.append(teacher_outputs(model, inputs, teacher_dir=folder, batch_size=train_cfg.eval_batch_size,
-                                             device=device))
+                parts.append(
+                    teacher_outputs(
+                        model, inputs, teacher_dir=folder, batch_size=train_cfg.eval_batch_size, device=device
+                    )
+                )
         tag = _ensemble_digest(cache_key(teacher_dir, train, prefix), members, weights, cfg.distill.temperature)
         folder = teacher_dir / CACHE_DIRNAME / f"ensemble-{tag}"
         with entry_lock(folder):
             cached = combine_teachers(parts, weights, cfg.distill.temperature, folder)
     transfer = None
     if cfg.distill.augment or cfg.distill.unlabeled:
-        train, cached, transfer = _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer,
-                                                train, cached, splits, members, weights)
+        train, cached, transfer = _transfer_set(
+            cfg, method, teacher, teacher_tokenizer, teacher_dir, tokenizer, train, cached, splits, members, weights
+        )
     return train, cached, transfer
 
 
@@ -368,16 +448,24 @@ def evaluate(
         teacher, teacher_tokenizer = load_model(teacher_dir)
         teacher.to(device)
         teacher_inputs = ModelInputs({STUDENT: encode(dataset.texts, teacher_tokenizer, max_len)}, labels)
-        teacher_logits = teacher_outputs(teacher, teacher_inputs, teacher_dir=teacher_dir, batch_size=batch_size,
-                                         device=device).logits
+        teacher_logits = teacher_outputs(
+            teacher, teacher_inputs, teacher_dir=teacher_dir, batch_size=batch_size, device=device
+        ).logits
         metrics["agreement_with_teacher"] = agreement(logits.argmax(-1), np.asarray(teacher_logits).argmax(-1))
     if write:
         atomic_write_json(Path(model_dir) / EVAL_FILE.format(split=split), metrics)
     return metrics
 
 
-def predict(model_dir: str | Path, texts: str | list[str], *, top_k: int = 3, backend: str = "auto",
-            trust_pickle: bool = False, progress: bool = False) -> dict[str, Any]:
+def predict(
+    model_dir: str | Path,
+    texts: str | list[str],
+    *,
+    top_k: int = 3,
+    backend: str = "auto",
+    trust_pickle: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Top-k labels with probabilities for each text, and the latency of the call.
 
     `model_dir` is a model folder, an ONNX export folder (`textkd export`) or a hub repo id (`model_folder`);
@@ -404,8 +492,12 @@ def predict(model_dir: str | Path, texts: str | list[str], *, top_k: int = 3, ba
     top = predictor.predict(texts, top_k=top_k, progress=progress)
     latency_ms = (time.perf_counter() - started) * 1000
     predictions = [{"text": text, "labels": labels} for text, labels in zip(texts, top, strict=True)]
-    return {"model": str(model_dir), "backend": predictor.backend.name, "latency_ms": round(latency_ms, 3),
-            "predictions": predictions}
+    return {
+        "model": str(model_dir),
+        "backend": predictor.backend.name,
+        "latency_ms": round(latency_ms, 3),
+        "predictions": predictions,
+    }
 
 
 PREDICTION_SUFFIXES = (".csv", ".tsv", ".jsonl")
@@ -416,8 +508,11 @@ def check_predictions_path(path: str | Path) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in PREDICTION_SUFFIXES:
-        raise ConfigError(f"cannot write predictions to a {suffix or 'suffix-less'} file", path=path,
-                          hint=f"name a {', '.join(PREDICTION_SUFFIXES)} file")
+        raise ConfigError(
+            f"cannot write predictions to a {suffix or 'suffix-less'} file",
+            path=path,
+            hint=f"name a {', '.join(PREDICTION_SUFFIXES)} file",
+        )
     return path
 
 
@@ -485,8 +580,11 @@ def evaluate_file(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     predictor = Predictor(model_dir, max_len=max_len, batch_size=batch_size, device=device, trust_pickle=trust_pickle)
     if out_of_scope_label is not None and out_of_scope_label not in predictor.labels:
-        raise ConfigError(f"{out_of_scope_label!r} is not one of the model's labels", path=predictor.model_dir,
-                          hint="name its out-of-scope class, e.g. oos for clinc150")
+        raise ConfigError(
+            f"{out_of_scope_label!r} is not one of the model's labels",
+            path=predictor.model_dir,
+            hint="name its out-of-scope class, e.g. oos for clinc150",
+        )
     dataset = read_labelled_file(path, predictor.labels, fmt=fmt, text_column=text_column, label_column=label_column)
     started = time.perf_counter()
     logits = predictor.logits(dataset.texts, progress=progress)
@@ -495,12 +593,19 @@ def evaluate_file(
     return metrics
 
 
-def _metrics(labels: np.ndarray, logits: np.ndarray, label_names: list[str], max_len: int, started: float,
-             out_of_scope_label: str | None) -> dict[str, Any]:
+def _metrics(
+    labels: np.ndarray,
+    logits: np.ndarray,
+    label_names: list[str],
+    max_len: int,
+    started: float,
+    out_of_scope_label: str | None,
+) -> dict[str, Any]:
     """Classification metrics of (N, C) logits against the model's label ids, with rows, max_len and the
     seconds since `started`."""
-    metrics = classification_metrics(labels, logits.argmax(-1), probs=softmax(logits), label_names=label_names,
-                                     out_of_scope_label=out_of_scope_label)
+    metrics = classification_metrics(
+        labels, logits.argmax(-1), probs=softmax(logits), label_names=label_names, out_of_scope_label=out_of_scope_label
+    )
     metrics.update({"rows": len(labels), "max_len": max_len, "eval_s": round(time.perf_counter() - started, 3)})
     return metrics
 
@@ -539,25 +644,43 @@ def label(
         try:
             max_len = _model_data_config(Path(teacher_dir)).max_len
         except ConfigError:
-            raise ConfigError("the teacher does not record its max_len", path=teacher_dir,
-                              hint="pass --max-len") from None
+            raise ConfigError(
+                "the teacher does not record its max_len", path=teacher_dir, hint="pass --max-len"
+            ) from None
     folder = Path(output_dir) if output_dir else corpus_dir(teacher_dir, texts_path, max_len)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     with entry_lock(folder):  # a distil run on this teacher that needs the same corpus waits for it
-        out = label_corpus(teacher, tokenizer, texts_path, folder, max_len=max_len, need_pooled=need_pooled,
-                           batch_size=batch_size, chunk_size=chunk_size, device=device)
-    return {"folder": folder, "rows": int(out.logits.shape[0]), "cached": out.cached,
-            "wall_s": time.perf_counter() - started}
+        out = label_corpus(
+            teacher,
+            tokenizer,
+            texts_path,
+            folder,
+            max_len=max_len,
+            need_pooled=need_pooled,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            device=device,
+        )
+    return {
+        "folder": folder,
+        "rows": int(out.logits.shape[0]),
+        "cached": out.cached,
+        "wall_s": time.perf_counter() - started,
+    }
 
 
 def _other_teachers(cfg, method: str, splits, cached) -> tuple[list[tuple[Any, Any, Path]], list[float]]:
     """The further teachers of an ensemble (model, tokenizer, folder), checked, and every teacher's weight."""
     if method == "soft+hidden":
-        raise ConfigError("several teachers combine soft targets only; soft+hidden matches one teacher's "
-                          "representations", hint="use soft or hard with distill.teachers")
+        raise ConfigError(
+            "several teachers combine soft targets only; soft+hidden matches one teacher's representations",
+            hint="use soft or hard with distill.teachers",
+        )
     if cfg.distill.kd_loss == "mse" and method != "hard":
-        raise ConfigError("several teachers combine soft targets at a temperature; distill.kd_loss=mse matches "
-                          "one teacher's logits", hint="use distill.kd_loss=kl with distill.teachers")
+        raise ConfigError(
+            "several teachers combine soft targets at a temperature; distill.kd_loss=mse matches one teacher's logits",
+            hint="use distill.kd_loss=kl with distill.teachers",
+        )
     if cached is None:
         raise ConfigError("several teachers need the teacher-output cache", hint="leave distill.cache at true")
     weights = list(cfg.distill.teacher_weights) or [1.0] * (len(cfg.distill.teachers) + 1)  # check_config checked
@@ -575,8 +698,19 @@ def _ensemble_digest(key: str, members, weights: list[float], temperature: float
     return hashlib.sha256(f"{key}|{weights}|{temperature}".encode()).hexdigest()[:16]
 
 
-def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, tokenizer, train: ModelInputs,
-                  cached, splits, members=(), weights=()) -> tuple[ModelInputs, Any, dict[str, Any]]:
+def _transfer_set(
+    cfg,
+    method,
+    teacher,
+    teacher_tokenizer,
+    teacher_dir: Path,
+    tokenizer,
+    train: ModelInputs,
+    cached,
+    splits,
+    members=(),
+    weights=(),
+) -> tuple[ModelInputs, Any, dict[str, Any]]:
     """The training rows plus augmented and unlabeled texts, all labelled by the teacher, memory-mapped.
 
     Every piece lives in the teacher's cache folder and is reused by later methods and runs: the augmented
@@ -584,13 +718,16 @@ def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, to
     Rows without a gold label carry label -100 (no cross-entropy term).
     """
     if cached is None:
-        raise ConfigError("distill.augment and distill.unlabeled need the teacher-output cache",
-                          hint="leave distill.cache at true")
+        raise ConfigError(
+            "distill.augment and distill.unlabeled need the teacher-output cache", hint="leave distill.cache at true"
+        )
     files = _transfer_files(cfg, teacher, teacher_tokenizer, teacher_dir, splits)
     need_pooled = method == "soft+hidden"
     # Labelling is a collective (every process labels its share); what follows runs on the main process first.
-    labelled = {path: _label_file(cfg, path, [(teacher, teacher_tokenizer, teacher_dir), *members], need_pooled)
-                for path in files}
+    labelled = {
+        path: _label_file(cfg, path, [(teacher, teacher_tokenizer, teacher_dir), *members], need_pooled)
+        for path in files
+    }
     cache_root, max_len = teacher_dir / CACHE_DIRNAME, cfg.data.max_len
     streams, outputs = [train.streams[STUDENT]], [cached]
     with main_process_first(_device(cfg.student.train)):
@@ -615,8 +752,12 @@ def _transfer_set(cfg, method, teacher, teacher_tokenizer, teacher_dir: Path, to
             outputs = concat_outputs(outputs, folder / "teacher")
     extra = len(joined) - len(train)
     labels = np.concatenate([train.labels, np.full(extra, -100, dtype=np.int64)])
-    info = {"labelled_rows": len(train), "teacher_labelled_rows": extra, "augment": cfg.distill.augment,
-            "unlabeled": [str(p) for p in cfg.distill.unlabeled]}
+    info = {
+        "labelled_rows": len(train),
+        "teacher_labelled_rows": extra,
+        "augment": cfg.distill.augment,
+        "unlabeled": [str(p) for p in cfg.distill.unlabeled],
+    }
     return ModelInputs({STUDENT: joined}, labels, train.pad_multiple), outputs, info
 
 
@@ -628,15 +769,25 @@ def _transfer_files(cfg, teacher, teacher_tokenizer, teacher_dir: Path, splits) 
         if not path.is_file():
             raise DataError("no such unlabeled-text file", path=path, hint="one text per line, UTF-8")
     if distill_cfg.augment:
-        settings = AugmentSettings(p_mask=distill_cfg.augment_p_mask, p_replace=distill_cfg.augment_p_replace,
-                                   p_ngram=distill_cfg.augment_p_ngram)
+        settings = AugmentSettings(
+            p_mask=distill_cfg.augment_p_mask,
+            p_replace=distill_cfg.augment_p_replace,
+            p_ngram=distill_cfg.augment_p_ngram,
+        )
         tag = f"{texts_fingerprint(list(splits.train.texts))}-{distill_cfg.augment}-{train_cfg.seed}"
         tag += f"-{settings.p_mask:g}-{settings.p_replace:g}-{settings.p_ngram:g}-v{AUGMENT_VERSION}"
         path = teacher_dir / CACHE_DIRNAME / f"augment-{tag}.txt"
         with main_process_first(_device(train_cfg)), entry_lock(path):
             if not path.is_file():
-                write_augmented(splits.train.texts, distill_cfg.augment, path, seed=train_cfg.seed, teacher=teacher,
-                                tokenizer=teacher_tokenizer, settings=settings)
+                write_augmented(
+                    splits.train.texts,
+                    distill_cfg.augment,
+                    path,
+                    seed=train_cfg.seed,
+                    teacher=teacher,
+                    tokenizer=teacher_tokenizer,
+                    settings=settings,
+                )
         files.append(path)
     return files
 
@@ -648,9 +799,19 @@ def _label_file(cfg, path: Path, teachers, need_pooled: bool) -> list[Any]:
     for index, (model, tok, folder) in enumerate(teachers):
         out = corpus_dir(folder, path, max_len)
         with entry_lock(out):
-            parts.append(label_corpus(model, tok, path, out, max_len=max_len, need_pooled=need_pooled and index == 0,
-                                      batch_size=train_cfg.eval_batch_size, device=_device(train_cfg),
-                                      progress=train_cfg.progress))
+            parts.append(
+                label_corpus(
+                    model,
+                    tok,
+                    path,
+                    out,
+                    max_len=max_len,
+                    need_pooled=need_pooled and index == 0,
+                    batch_size=train_cfg.eval_batch_size,
+                    device=_device(train_cfg),
+                    progress=train_cfg.progress,
+                )
+            )
     return parts
 
 
@@ -678,8 +839,11 @@ def _labels_for_model(model, dataset: TextDataset, model_dir) -> np.ndarray:
     index = {name: i for i, name in enumerate(names)}
     missing = sorted({dataset.label_names[i] for i in set(dataset.labels.tolist())} - set(index))
     if missing:
-        raise DataError(f"labels {missing[:5]} are not among the model's {len(names)} labels",
-                        path=model_dir, hint="evaluate on the dataset the model was trained on")
+        raise DataError(
+            f"labels {missing[:5]} are not among the model's {len(names)} labels",
+            path=model_dir,
+            hint="evaluate on the dataset the model was trained on",
+        )
     lookup = np.array([index.get(name, -1) for name in dataset.label_names], dtype=np.int64)
     return lookup[dataset.labels]
 
@@ -699,23 +863,31 @@ def _check_labels(teacher, splits: DatasetSplits, teacher_dir) -> None:
     if names == list(splits.label_names):
         return
     if sorted(names) == sorted(splits.label_names):
-        raise DataError("this teacher lists the dataset's labels in another order than the first teacher",
-                        path=teacher_dir, hint="use teachers trained with the same label order")
+        raise DataError(
+            "this teacher lists the dataset's labels in another order than the first teacher",
+            path=teacher_dir,
+            hint="use teachers trained with the same label order",
+        )
     teacher_only = [n for n in names if n not in set(splits.label_names)]
     dataset_only = [n for n in splits.label_names if n not in set(names)]
     hint = "distil on the dataset the teacher was trained on"
     if teacher_only and all(re.fullmatch(r"LABEL_\d+", n) for n in teacher_only):
         hint = "its config.json has generic labels (LABEL_0, ...): set id2label to the dataset's label names"
-    raise DataError(f"the teacher's {len(names)} labels differ from the dataset's {splits.num_labels} (teacher "
-                    f"only: {teacher_only[:3]}; dataset only: {dataset_only[:3]})", path=teacher_dir, hint=hint)
+    raise DataError(
+        f"the teacher's {len(names)} labels differ from the dataset's {splits.num_labels} (teacher "
+        f"only: {teacher_only[:3]}; dataset only: {dataset_only[:3]})",
+        path=teacher_dir,
+        hint=hint,
+    )
 
 
 def _model_data_config(model_dir) -> DataConfig:
     """The dataset a saved model (a folder or hub repo id) records, or a ConfigError naming --data."""
     info = read_marker(require_model_dir(model_folder(model_dir))) or {}
     if "data" not in info:
-        raise ConfigError("the model does not record its dataset", path=model_dir,
-                          hint="pass --data NAME (or --train/--test files)")
+        raise ConfigError(
+            "the model does not record its dataset", path=model_dir, hint="pass --data NAME (or --train/--test files)"
+        )
     return from_dict(DataConfig, info["data"])
 
 
@@ -729,25 +901,37 @@ def _write_grid_summary(grid: Path, cfg: Config, results: list[TrainResult]) -> 
     previous = json.loads(path.read_text(encoding="utf-8")).get("results", []) if path.is_file() else []
     rows = {row["method"]: row for row in previous}
     for r in results:
-        rows[r.method] = {"method": r.method, "dir": str(r.output_dir), "accuracy": r.test_metrics["accuracy"],
-                          "macro_f1": r.test_metrics["macro_f1"],
-                          "agreement_with_teacher": r.test_metrics.get("agreement_with_teacher"),
-                          "best_epoch": r.fit.best_epoch, "wall_s": round(r.fit.wall_s, 2), "params": r.params,
-                          "size_mb": round(r.size_mb, 3),
-                          "transfer_set": (read_marker(r.output_dir) or {}).get("transfer_set")}
+        rows[r.method] = {
+            "method": r.method,
+            "dir": str(r.output_dir),
+            "accuracy": r.test_metrics["accuracy"],
+            "macro_f1": r.test_metrics["macro_f1"],
+            "agreement_with_teacher": r.test_metrics.get("agreement_with_teacher"),
+            "best_epoch": r.fit.best_epoch,
+            "wall_s": round(r.fit.wall_s, 2),
+            "params": r.params,
+            "size_mb": round(r.size_mb, 3),
+            "transfer_set": (read_marker(r.output_dir) or {}).get("transfer_set"),
+        }
     transfer = bool(cfg.distill.augment or cfg.distill.unlabeled)
     summary = {
         "student": cfg.student.preset,
         "init": cfg.student.init,
-        "shared": {"seed": train.seed, "epochs": train.epochs, "batch_size": train.batch_size, "lr": train.lr,
-                   "optimizer": "AdamW", "weight_decay": train.weight_decay,
-                   "schedule": f"linear warm-up {train.warmup_ratio:.0%} then linear decay",
-                   "weights_evaluated": (f"moving average, decay {train.ema_decay}" if train.ema_decay
-                                         else "the trained weights"),
-                   "initial_weights": "identical for every method (seeded before the student is built)",
-                   "data_order": "length-bucketed, seeded by (seed, epoch): identical for every method"
-                                 + ("; the KD methods' epochs also cover the teacher-labelled texts (see transfer_set)"
-                                    if transfer else "")},
+        "shared": {
+            "seed": train.seed,
+            "epochs": train.epochs,
+            "batch_size": train.batch_size,
+            "lr": train.lr,
+            "optimizer": "AdamW",
+            "weight_decay": train.weight_decay,
+            "schedule": f"linear warm-up {train.warmup_ratio:.0%} then linear decay",
+            "weights_evaluated": (
+                f"moving average, decay {train.ema_decay}" if train.ema_decay else "the trained weights"
+            ),
+            "initial_weights": "identical for every method (seeded before the student is built)",
+            "data_order": "length-bucketed, seeded by (seed, epoch): identical for every method"
+            + ("; the KD methods' epochs also cover the teacher-labelled texts (see transfer_set)" if transfer else ""),
+        },
         "distill": to_dict(cfg.distill),
         "results": [rows[m] for m in METHODS if m in rows],
     }

@@ -48,18 +48,26 @@ def _version(show: bool) -> None:
 
     from textkd import __version__
 
-    typer.echo(f"textkd {__version__} (torch {torch.__version__}, transformers {transformers.__version__}, "
-               f"python {platform.python_version()})")
+    typer.echo(
+        f"textkd {__version__} (torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"python {platform.python_version()})"
+    )
     raise typer.Exit()
 
 
 @app.callback()
 def _setup(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print textkd's version (with torch's, transformers' and python's) and exit."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print textkd's version (with torch's, transformers' and python's) and exit.",
+    ),
 ) -> None:
     """Distil a large text classifier into a small fast one, and prove the trade."""
     quiet_transformers()
+
 
 err_console = Console(stderr=True)
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -130,9 +138,19 @@ def data_show(
 
     if name is None and train is None:
         raise TextkdError("name a preset or pass --train FILE --test FILE", hint="see `textkd data list`")
-    data = DataConfig(name=name or "files", data_dir=data_dir, variant=variant, train=train,
-                      validation=validation, test=test, text_column=text_column, label_column=label_column,
-                      label_file=label_file, max_len=max_len, empty_texts=empty_texts)
+    data = DataConfig(
+        name=name or "files",
+        data_dir=data_dir,
+        variant=variant,
+        train=train,
+        validation=validation,
+        test=test,
+        text_column=text_column,
+        label_column=label_column,
+        label_file=label_file,
+        max_len=max_len,
+        empty_texts=empty_texts,
+    )
     splits = api.load_data(data)
     tok = _load_tokenizer(tokenizer) if tokenizer else None
     stats = dataset_stats(splits, tokenizer=tok, max_len=max_len)
@@ -167,10 +185,13 @@ def teacher_cmd(
     head: str | None = typer.Option(None, help="mlp (Dropout, Linear, GELU, Dropout, Linear) or linear."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output folder (default runs/<name>/teacher)."),
     resume: bool = typer.Option(False, help="Continue from the last checkpoint in the output folder."),
-    refit: bool | None = typer.Option(None, "--refit/--no-refit",
-                                      help="Pick the epoch count on validation, then train again on train + "
-                                           "validation for that many epochs (the selection run stays in "
-                                           "<output>/selection)."),
+    refit: bool | None = typer.Option(
+        None,
+        "--refit/--no-refit",
+        help="Pick the epoch count on validation, then train again on train + "
+        "validation for that many epochs (the selection run stays in "
+        "<output>/selection).",
+    ),
 ) -> None:
     """Fine-tune a teacher: backbone + pooling + head, selected on validation macro-F1.
 
@@ -178,8 +199,14 @@ def teacher_cmd(
 
     Example: textkd teacher recipes/banking77.yaml --data-dir ../shared/data --train.epochs 10
     """
-    named = {"data.name": data, "data.data_dir": data_dir, "teacher.backbone": backbone,
-             "teacher.pooling": pooling, "teacher.head": head, "teacher.refit": refit}
+    named = {
+        "data.name": data,
+        "data.data_dir": data_dir,
+        "teacher.backbone": backbone,
+        "teacher.pooling": pooling,
+        "teacher.head": head,
+        "teacher.refit": refit,
+    }
     recipe, extra = split_recipe(ctx.args)
     cfg = _config(recipe, extra, named, alias="teacher.train")
     result = api.train_teacher(cfg, output, resume=resume)
@@ -193,26 +220,42 @@ def teacher_cmd(
 @user_errors
 def distill_cmd(
     ctx: typer.Context,
-    teacher: list[Path] = typer.Option(..., "--teacher", help="A trained teacher folder or a Hugging "
-                                                               "Face hub repo id. Repeat it for several teachers: "
-                                                               "their soft targets are averaged (weights: "
-                                                               "--kd.teacher-weights 2,1)."),
-    student: str | None = typer.Option(None, help="Student preset: tinybert-4l-312, bert-mini-4l-256, "
-                                                  "bert-tiny-2l-128, bilstm, bilstm-zh."),
-    method: str | None = typer.Option(None, help="none | hard | soft | soft+hidden. soft = alpha * T^2 * "
-                                                 "KL(teacher_T || student_T) + (1 - alpha) * CE(gold); alpha "
-                                                 "weights the KD term (torchdistill puts it on CE)."),
-    compare: str | None = typer.Option(None, help="Comma-separated methods to run as a fair grid, "
-                                                  "e.g. none,hard,soft,soft+hidden."),
+    teacher: list[Path] = typer.Option(
+        ...,
+        "--teacher",
+        help="A trained teacher folder or a Hugging "
+        "Face hub repo id. Repeat it for several teachers: "
+        "their soft targets are averaged (weights: "
+        "--kd.teacher-weights 2,1).",
+    ),
+    student: str | None = typer.Option(
+        None, help="Student preset: tinybert-4l-312, bert-mini-4l-256, bert-tiny-2l-128, bilstm, bilstm-zh."
+    ),
+    method: str | None = typer.Option(
+        None,
+        help="none | hard | soft | soft+hidden. soft = alpha * T^2 * "
+        "KL(teacher_T || student_T) + (1 - alpha) * CE(gold); alpha "
+        "weights the KD term (torchdistill puts it on CE).",
+    ),
+    compare: str | None = typer.Option(
+        None, help="Comma-separated methods to run as a fair grid, e.g. none,hard,soft,soft+hidden."
+    ),
     data: str | None = typer.Option(None, "--data", help="Dataset preset (default: the recipe's)."),
     data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
     output: Path | None = typer.Option(None, "--output", "-o", help="Grid folder (default runs/<name>/students)."),
-    augment: int | None = typer.Option(None, help="KD methods: N augmented texts per training text (masking, "
-                                                  "embedding-neighbour swaps, n-grams), labelled by the teacher."),
-    unlabeled: list[Path] | None = typer.Option(None, help="KD methods: a text file (one text per line) the "
-                                                           "teacher labels for the transfer set; repeatable."),
-    resume: bool = typer.Option(False, help="Continue unfinished students from their checkpoints and reuse "
-                                            "finished ones (refused if their saved config differs)."),
+    augment: int | None = typer.Option(
+        None,
+        help="KD methods: N augmented texts per training text (masking, "
+        "embedding-neighbour swaps, n-grams), labelled by the teacher.",
+    ),
+    unlabeled: list[Path] | None = typer.Option(
+        None, help="KD methods: a text file (one text per line) the teacher labels for the transfer set; repeatable."
+    ),
+    resume: bool = typer.Option(
+        False,
+        help="Continue unfinished students from their checkpoints and reuse "
+        "finished ones (refused if their saved config differs).",
+    ),
 ) -> None:
     """Distil the teacher into a student with one or more KD methods (same seed, data order and schedule).
 
@@ -220,9 +263,15 @@ def distill_cmd(
 
     Example: textkd distill --teacher runs/banking77/teacher --student tinybert-4l-312 --compare none,soft
     """
-    named = {"data.name": data, "data.data_dir": data_dir, "student.preset": student, "distill.method": method,
-             "distill.augment": augment, "distill.unlabeled": [str(p) for p in unlabeled] if unlabeled else None,
-             "distill.teachers": [str(p) for p in teacher[1:]] or None}
+    named = {
+        "data.name": data,
+        "data.data_dir": data_dir,
+        "student.preset": student,
+        "distill.method": method,
+        "distill.augment": augment,
+        "distill.unlabeled": [str(p) for p in unlabeled] if unlabeled else None,
+        "distill.teachers": [str(p) for p in teacher[1:]] or None,
+    }
     recipe, extra = split_recipe(ctx.args)
     cfg = _config(recipe, extra, named, alias="student.train")
     methods = [m.strip() for m in compare.split(",") if m.strip()] if compare else None
@@ -259,9 +308,11 @@ def sweep_cmd(
     cfg = _config(recipe, extra, named, alias="student.train")
     result = sweep(cfg, teacher, trials=trials, method=method, output_dir=output, seed=seed, timeout_s=timeout)
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
-    console.print(f"best of {len(result.trials)} trials: {shown}: validation macro-F1 {result.best_value:.4f} "
-                  f"(as given: {result.default_value:.4f}); test accuracy {result.test_metrics['accuracy']:.4f}, "
-                  f"macro-F1 {result.test_metrics['macro_f1']:.4f}")
+    console.print(
+        f"best of {len(result.trials)} trials: {shown}: validation macro-F1 {result.best_value:.4f} "
+        f"(as given: {result.default_value:.4f}); test accuracy {result.test_metrics['accuracy']:.4f}, "
+        f"macro-F1 {result.test_metrics['macro_f1']:.4f}"
+    )
     console.print(f"recipe: {result.output_dir / 'best.yaml'}; report: {result.output_dir / 'report.md'}")
 
 
@@ -270,8 +321,9 @@ def sweep_cmd(
 def label_cmd(
     teacher: Path = typer.Argument(..., help="A trained teacher folder or a hub repo id."),
     texts: Path = typer.Option(..., "--texts", help="UTF-8 text file, one text per line (any size)."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Folder for logits.npy (default: the "
-                                                                    "teacher's cache, where distill finds it)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Folder for logits.npy (default: the teacher's cache, where distill finds it)."
+    ),
     max_len: int | None = typer.Option(None, min=1, help="Tokens per text (default: the teacher's training setting)."),
     pooled: bool = typer.Option(False, help="Also store pooled sentence vectors (for soft+hidden)."),
     batch_size: int = typer.Option(256, min=1, help="Texts per forward pass."),
@@ -284,8 +336,16 @@ def label_cmd(
 
     Example: textkd label runs/banking77/teacher --texts unlabeled.txt
     """
-    out = api.label(teacher, texts, output, max_len=max_len, need_pooled=pooled, batch_size=batch_size,
-                    chunk_size=chunk_size, device=device)
+    out = api.label(
+        teacher,
+        texts,
+        output,
+        max_len=max_len,
+        need_pooled=pooled,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        device=device,
+    )
     console.print(f"{out['rows']:,} texts labelled -> {out['folder']} ({out['wall_s']:.1f} s)")
 
 
@@ -293,9 +353,11 @@ def _print_result(title: str, result: api.TrainResult) -> None:
     if int(os.environ.get("RANK", "0")) != 0:  # several processes (accelerate launch, torchrun): print once
         return
     m = result.test_metrics
-    console.print(f"[bold]{title}[/]: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} "
-                  f"(best epoch {result.fit.best_epoch}, {result.fit.wall_s:.0f} s, {result.params:,} params, "
-                  f"{result.size_mb:.1f} MB) -> {result.output_dir}")
+    console.print(
+        f"[bold]{title}[/]: test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} "
+        f"(best epoch {result.fit.best_epoch}, {result.fit.wall_s:.0f} s, {result.params:,} params, "
+        f"{result.size_mb:.1f} MB) -> {result.output_dir}"
+    )
 
 
 # ------------------------------------------------------------------------------------ evaluate, predict
@@ -308,18 +370,27 @@ def evaluate_cmd(
     data: str | None = typer.Option(None, "--data", help="Dataset preset (default: the model's own)."),
     data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
     split: str = typer.Option("test", help="train | validation | test."),
-    file: Path | None = typer.Option(None, "--file", "-f", help="A labelled file of your own instead (CSV, TSV, "
-                                                                "JSON Lines, JSON): the model's label names or "
-                                                                "ids; MODEL may be an ONNX export. Nothing is "
-                                                                "written."),
+    file: Path | None = typer.Option(
+        None,
+        "--file",
+        "-f",
+        help="A labelled file of your own instead (CSV, TSV, "
+        "JSON Lines, JSON): the model's label names or "
+        "ids; MODEL may be an ONNX export. Nothing is "
+        "written.",
+    ),
     text_column: str = typer.Option("text", "--text-column", help="With --file: the text column or JSON key."),
     label_column: str = typer.Option("label", "--label-column", help="With --file: the label column or JSON key."),
-    oos_label: str | None = typer.Option(None, "--oos-label", help="With --file: the out-of-scope class (oos for "
-                                                                   "clinc150), for in-scope accuracy and oos recall."),
+    oos_label: str | None = typer.Option(
+        None,
+        "--oos-label",
+        help="With --file: the out-of-scope class (oos for clinc150), for in-scope accuracy and oos recall.",
+    ),
     max_len: int | None = typer.Option(None, min=1, help="Tokens per text (default: the training setting)."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
-                                                                     "loading one can run arbitrary code."),
+    trust_pickle: bool = typer.Option(
+        False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); loading one can run arbitrary code."
+    ),
 ) -> None:
     """Accuracy, macro/weighted F1, per-class scores, confusion matrix and calibration of a model.
 
@@ -332,9 +403,16 @@ def evaluate_cmd(
     if file is not None:
         if data is not None or data_dir is not None or split != "test":
             raise TextkdError("--file replaces the dataset", hint="drop --data, --data-dir and --split")
-        metrics = api.evaluate_file(model, file, text_column=text_column, label_column=label_column,
-                                    max_len=max_len, out_of_scope_label=oos_label, trust_pickle=trust_pickle,
-                                    progress=True)
+        metrics = api.evaluate_file(
+            model,
+            file,
+            text_column=text_column,
+            label_column=label_column,
+            max_len=max_len,
+            out_of_scope_label=oos_label,
+            trust_pickle=trust_pickle,
+            progress=True,
+        )
         if as_json:
             console.print_json(json.dumps(metrics, default=str))
             return
@@ -366,8 +444,15 @@ def _metrics_table(m: dict[str, Any]) -> Group:
     table = Table(title=f"{where} ({m['rows']:,} rows)")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("accuracy", "macro_f1", "weighted_f1", "ece", "in_scope_accuracy", "oos_recall",
-                "agreement_with_teacher"):
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "ece",
+        "in_scope_accuracy",
+        "oos_recall",
+        "agreement_with_teacher",
+    ):
         if m.get(key) is not None:
             table.add_row(key, f"{m[key]:.4f}")
     present = {name: row for name, row in m["per_class"].items() if row["support"] > 0}
@@ -377,8 +462,9 @@ def _metrics_table(m: dict[str, Any]) -> Group:
     for column in ("class", "f1", "precision", "recall", "support"):
         weakest.add_column(column, justify="left" if column == "class" else "right")
     for name, row in sorted(present.items(), key=lambda item: (item[1]["f1"], item[0]))[:WEAKEST_CLASSES]:
-        weakest.add_row(name, f"{row['f1']:.3f}", f"{row['precision']:.3f}", f"{row['recall']:.3f}",
-                        f"{row['support']:,}")
+        weakest.add_row(
+            name, f"{row['f1']:.3f}", f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['support']:,}"
+        )
     confused = Table(title="largest confusions")
     for column in ("true", "predicted", "rows"):
         confused.add_column(column, justify="right" if column == "rows" else "left")
@@ -392,16 +478,25 @@ def _metrics_table(m: dict[str, Any]) -> Group:
 def predict_cmd(
     model: Path = typer.Argument(..., help="A saved model folder, an export folder or a hub repo id."),
     texts: list[str] = typer.Argument(None, help="Texts to classify."),
-    file: Path | None = typer.Option(None, "--file", "-f", help="A file with one text per line (- reads stdin), "
-                                                                "or a CSV, TSV, JSON Lines or JSON table."),
-    text_column: str = typer.Option("text", "--text-column", help="With a table --file: the text column (a name, "
-                                                                  "or an index for a file without a header)."),
+    file: Path | None = typer.Option(
+        None,
+        "--file",
+        "-f",
+        help="A file with one text per line (- reads stdin), or a CSV, TSV, JSON Lines or JSON table.",
+    ),
+    text_column: str = typer.Option(
+        "text",
+        "--text-column",
+        help="With a table --file: the text column (a name, or an index for a file without a header).",
+    ),
     top_k: int = typer.Option(3, "--top-k", min=1, help="How many labels to show per text."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: model, latency_ms, predictions."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write the predictions to a .csv, .tsv or "
-                                                                    ".jsonl file, one row per text, in order."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
-                                                                     "loading one can run arbitrary code."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write the predictions to a .csv, .tsv or .jsonl file, one row per text, in order."
+    ),
+    trust_pickle: bool = typer.Option(
+        False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); loading one can run arbitrary code."
+    ),
 ) -> None:
     """Top-k labels with probabilities for each text, and the latency of the call."""
     if output is not None:  # before the model loads
@@ -411,13 +506,16 @@ def predict_cmd(
     items = list(texts or [])
     if file is not None:
         items += _read_texts(file, text_column)
-    result = api.predict(model, items, top_k=top_k, trust_pickle=trust_pickle,
-                         progress=len(items) >= PREDICT_PROGRESS_TEXTS)
+    result = api.predict(
+        model, items, top_k=top_k, trust_pickle=trust_pickle, progress=len(items) >= PREDICT_PROGRESS_TEXTS
+    )
     if output is not None:
         api.write_predictions(result["predictions"], output)
         count = len(result["predictions"])
-        console.print(f"{count:,} prediction{'s' if count != 1 else ''} -> {output} ({result['latency_ms']:.1f} ms)",
-                      highlight=False)
+        console.print(
+            f"{count:,} prediction{'s' if count != 1 else ''} -> {output} ({result['latency_ms']:.1f} ms)",
+            highlight=False,
+        )
         return
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -458,7 +556,6 @@ def quiet_transformers() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-
 
 
 # ------------------------------------------------------------------------------------------ run, report
@@ -523,8 +620,9 @@ def push_cmd(
     model_dir: Path = typer.Argument(..., help="A model folder written by `textkd teacher` or `textkd distill`."),
     repo_id: str = typer.Argument(..., help="The hub repo to upload to, owner/name (created if needed)."),
     private: bool = typer.Option(False, "--private", help="Create the repo private."),
-    token: str | None = typer.Option(None, "--token", help="A hub write token (default: `hf auth login`'s or "
-                                                           "$HF_TOKEN)."),
+    token: str | None = typer.Option(
+        None, "--token", help="A hub write token (default: `hf auth login`'s or $HF_TOKEN)."
+    ),
 ) -> None:
     """Upload a model to the Hugging Face hub with its card (README.md), figures and ONNX export.
 
@@ -550,11 +648,13 @@ def serve_cmd(
     max_chars: int | None = typer.Option(None, help="Characters per text; longer get 413 (default 5000)."),
     max_body_bytes: int | None = typer.Option(None, help="Request body bytes; more get 413 (default 2 MiB)."),
     max_batch: int | None = typer.Option(None, help="Texts per merged forward pass (default 64)."),
-    max_wait_ms: float | None = typer.Option(None, help="How long a request waits for others to share its "
-                                                        "forward pass (default 5)."),
+    max_wait_ms: float | None = typer.Option(
+        None, help="How long a request waits for others to share its forward pass (default 5)."
+    ),
     threads: int | None = typer.Option(None, min=1, help="CPU threads per forward pass (default: the runtime's)."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); "
-                                      "loading one can run arbitrary code."),
+    trust_pickle: bool = typer.Option(
+        False, "--trust-pickle", help="Allow a pickle checkpoint (.bin, .pt); loading one can run arbitrary code."
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level; warning hides the access log."),
 ) -> None:
     """Serve a model over HTTP: POST /predict, GET /health, GET /labels, docs at /docs, a page at /.
@@ -563,10 +663,23 @@ def serve_cmd(
     """
     from textkd.serving import serve
 
-    limits = {"max_texts": max_texts, "max_chars": max_chars, "max_body_bytes": max_body_bytes,
-              "max_batch": max_batch, "max_wait_ms": max_wait_ms}
-    serve(model, host=host, port=port, log_level=log_level, backend=backend, threads=threads,
-          trust_pickle=trust_pickle, **{k: v for k, v in limits.items() if v is not None})
+    limits = {
+        "max_texts": max_texts,
+        "max_chars": max_chars,
+        "max_body_bytes": max_body_bytes,
+        "max_batch": max_batch,
+        "max_wait_ms": max_wait_ms,
+    }
+    serve(
+        model,
+        host=host,
+        port=port,
+        log_level=log_level,
+        backend=backend,
+        threads=threads,
+        trust_pickle=trust_pickle,
+        **{k: v for k, v in limits.items() if v is not None},
+    )
 
 
 # ---------------------------------------------------------------------------------------- bench, export
@@ -575,10 +688,12 @@ def serve_cmd(
 @app.command("bench")
 @user_errors
 def bench_cmd(
-    models: list[Path] = typer.Argument(..., help="Model folders or hub repo ids; the first is the speed-up "
-                                                  "baseline (the teacher)."),
-    data: str | None = typer.Option(None, "--data", help="Dataset whose test texts are timed (default: the "
-                                                         "first model's own)."),
+    models: list[Path] = typer.Argument(
+        ..., help="Model folders or hub repo ids; the first is the speed-up baseline (the teacher)."
+    ),
+    data: str | None = typer.Option(
+        None, "--data", help="Dataset whose test texts are timed (default: the first model's own)."
+    ),
     data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
     runs: int = typer.Option(100, help="Timed batch-1 calls per backend and thread setting (after 10 warm-up)."),
     threads: str = typer.Option("1,all", help="Comma-separated thread counts; all = every physical core."),
@@ -622,8 +737,11 @@ def export_cmd(
     output: Path | None = typer.Option(None, "--output", "-o", help="Export folder (default MODEL/onnx)."),
     onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Export to ONNX (the only format so far)."),
     int8: bool = typer.Option(False, "--int8", help="Also write model.int8.onnx (dynamic int8 quantisation)."),
-    allow_drift: bool = typer.Option(False, "--allow-drift", help="Keep an int8 export whose predictions agree "
-                                                                  "with PyTorch on fewer than 99% of texts."),
+    allow_drift: bool = typer.Option(
+        False,
+        "--allow-drift",
+        help="Keep an int8 export whose predictions agree with PyTorch on fewer than 99% of texts.",
+    ),
     opset: int = typer.Option(17, help="ONNX opset, 14 to 20."),
 ) -> None:
     """Export a model to a self-contained ONNX folder (+ int8) and check it against PyTorch.
@@ -635,13 +753,17 @@ def export_cmd(
     if not onnx:
         raise TextkdError("nothing to export", hint="ONNX is the only format so far: drop --no-onnx")
     info = export_onnx(model, output, int8=int8, opset=opset, allow_drift=allow_drift)
-    console.print(f"[bold]exported[/] {info['architecture']} -> {info['output_dir']} "
-                  f"({', '.join(f'{name} {mb:.2f} MB' for name, mb in info['files'].items())})")
+    console.print(
+        f"[bold]exported[/] {info['architecture']} -> {info['output_dir']} "
+        f"({', '.join(f'{name} {mb:.2f} MB' for name, mb in info['files'].items())})"
+    )
     console.print(f"parity on {info['parity_texts']}", style="dim")
     for key in ("fp32", "int8"):
         if key in info:
-            console.print(f"{key}: max |logit diff| {info[key]['max_abs_diff']:.2g}, "
-                          f"argmax agreement {info[key]['argmax_agreement']:.2%}")
+            console.print(
+                f"{key}: max |logit diff| {info[key]['max_abs_diff']:.2g}, "
+                f"argmax agreement {info[key]['argmax_agreement']:.2%}"
+            )
     if "accuracy" in info:
         console.print("accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in info["accuracy"].items()))
     for reason in info["drift_reasons"]:

@@ -219,23 +219,29 @@ def check_config(cfg: Config, sections: tuple[str, ...] = CONFIG_SECTIONS) -> No
         if not 0.0 <= cfg.teacher.dropout < 1.0:
             raise ConfigError(f"teacher.dropout must be in [0, 1), got {cfg.teacher.dropout}")
         if not 0.0 <= cfg.teacher.label_smoothing < 1.0:
-            raise ConfigError(f"teacher.label_smoothing must be in [0, 1), got {cfg.teacher.label_smoothing}",
-                              hint="0.1 is the usual value")
+            raise ConfigError(
+                f"teacher.label_smoothing must be in [0, 1), got {cfg.teacher.label_smoothing}",
+                hint="0.1 is the usual value",
+            )
         check_train(cfg.teacher.train, "teacher.train")
     if "student" in sections:
         for key in ("num_layers", "hidden_size"):
             if getattr(cfg.student, key) is not None:
                 at_least(getattr(cfg.student, key), 1, f"student.{key}", hint="leave it unset for the preset's")
         if cfg.student.dropout is not None and not 0.0 <= cfg.student.dropout < 1.0:
-            raise ConfigError(f"student.dropout must be in [0, 1), got {cfg.student.dropout}",
-                              hint="leave it unset for the preset's")
+            raise ConfigError(
+                f"student.dropout must be in [0, 1), got {cfg.student.dropout}", hint="leave it unset for the preset's"
+            )
         check_train(cfg.student.train, "student.train")
     if "distill" in sections:
         at_least(cfg.distill.augment, 0, "distill.augment")
         weights, count = cfg.distill.teacher_weights, len(cfg.distill.teachers) + 1
         if weights and (len(weights) != count or min(weights) < 0 or sum(weights) <= 0):
-            raise ConfigError(f"distill.teacher_weights needs {count} non-negative weights (main teacher first) "
-                              f"with a positive sum, got {list(weights)}", hint="one per teacher, or none for equal")
+            raise ConfigError(
+                f"distill.teacher_weights needs {count} non-negative weights (main teacher first) "
+                f"with a positive sum, got {list(weights)}",
+                hint="one per teacher, or none for equal",
+            )
         for key in ("augment_p_mask", "augment_p_replace", "augment_p_ngram"):
             if not 0.0 <= getattr(cfg.distill, key) <= 1.0:
                 raise ConfigError(f"distill.{key} must be in [0, 1], got {getattr(cfg.distill, key)}")
@@ -255,15 +261,15 @@ def check_train(train: TrainConfig, where: str = "train") -> None:
     if not 0.0 <= train.warmup_ratio < 1.0:
         raise ConfigError(f"{where}.warmup_ratio must be in [0, 1), got {train.warmup_ratio}")
     if not 0.0 <= train.ema_decay < 1.0:
-        raise ConfigError(f"{where}.ema_decay must be in [0, 1) (0 disables the weight average), got "
-                          f"{train.ema_decay}")
+        raise ConfigError(f"{where}.ema_decay must be in [0, 1) (0 disables the weight average), got {train.ema_decay}")
     unknown = [name for name in train.report_to if name not in TRACKERS]
     if unknown:
         raise ConfigError(f"{where}.report_to: unknown tracker {unknown[0]!r}", hint=f"use {', '.join(TRACKERS)}")
     at_least(train.log_every, 1, f"{where}.log_every")
     if train.mixed_precision not in MIXED_PRECISION:
-        raise ConfigError(f"{where}.mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got "
-                          f"{train.mixed_precision!r}")
+        raise ConfigError(
+            f"{where}.mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {train.mixed_precision!r}"
+        )
 
 
 def at_least(value: float, low: float, key: str, *, hint: str | None = None) -> None:
@@ -408,9 +414,7 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(
-    recipe: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> Config:
+def load_config(recipe: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Defaults, then the recipe YAML, then dotted overrides; validated into a `Config`."""
     values: dict[str, Any] = load_yaml(recipe) if recipe else {}
     if overrides:
@@ -472,13 +476,15 @@ def check_same_config(model_dir: Path, expected: Config, sections: tuple[str, ..
     saved, current = load_yaml(saved_path), to_dict(expected)
     changed = [key for section in sections for key in _diff(saved.get(section, {}), current[section], section)]
     if changed:
-        raise ConfigError(f"{model_dir} was trained with a different config ({', '.join(changed[:4])})",
-                          hint=f"delete {model_dir} to retrain it, or write to another folder "
-                                   "(`textkd run`: another --name)")
+        raise ConfigError(
+            f"{model_dir} was trained with a different config ({', '.join(changed[:4])})",
+            hint=f"delete {model_dir} to retrain it, or write to another folder (`textkd run`: another --name)",
+        )
 
 
 def _diff(saved: Any, current: Any, where: str) -> list[str]:
     if isinstance(saved, dict) and isinstance(current, dict):
-        return [k for key in current if key not in _IGNORED
-                for k in _diff(saved.get(key), current[key], f"{where}.{key}")]
+        return [
+            k for key in current if key not in _IGNORED for k in _diff(saved.get(key), current[key], f"{where}.{key}")
+        ]
     return [] if saved == current else [f"{where}: {saved!r} -> {current!r}"]

@@ -57,14 +57,18 @@ def _download(repo_id: str, folder: Path) -> None:
     try:
         snapshot_download(repo_id=repo_id, local_dir=folder, allow_patterns=HUB_FILES)
     except errors as err:
-        raise ModelLoadError(f"no such model directory, and no Hugging Face hub repo {repo_id!r} could be "
-                             f"downloaded ({_first_line(err)})", path=repo_id,
-                             hint="check the path, or the repo id and the network (HF_TOKEN for a gated repo)") \
-            from None
+        raise ModelLoadError(
+            f"no such model directory, and no Hugging Face hub repo {repo_id!r} could be "
+            f"downloaded ({_first_line(err)})",
+            path=repo_id,
+            hint="check the path, or the repo id and the network (HF_TOKEN for a gated repo)",
+        ) from None
     if not (folder / WEIGHTS).is_file():
-        raise ModelLoadError(f"the hub repo {repo_id!r} has no {WEIGHTS} (textkd never downloads pickle weights)",
-                             path=folder, hint="use a repo with safetensors weights, or convert its weights and "
-                                               "pass the local folder")
+        raise ModelLoadError(
+            f"the hub repo {repo_id!r} has no {WEIGHTS} (textkd never downloads pickle weights)",
+            path=folder,
+            hint="use a repo with safetensors weights, or convert its weights and pass the local folder",
+        )
     atomic_write_json(folder / HUB_MARKER, {"repo_id": repo_id})
 
 
@@ -77,8 +81,14 @@ def hub_repo_id(folder: str | Path) -> str | None:
 PUSH_IGNORE = ["checkpoint/*", "selection/*", ".*", "*.lock"]  # training state, a refit's selection run, caches
 
 
-def push_to_hub(model_dir: str | Path, repo_id: str, *, private: bool = False, token: str | None = None,
-                commit_message: str | None = None) -> str:
+def push_to_hub(
+    model_dir: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
+) -> str:
     """Upload a textkd model folder to the Hugging Face hub, with its model card, and return the repo URL.
 
     The card (README.md) is written first where textkd owns it (a README of your own is kept). Uploaded:
@@ -98,8 +108,11 @@ def push_to_hub(model_dir: str | Path, repo_id: str, *, private: bool = False, t
 
     folder = require_model_dir(model_dir)
     if read_marker(folder) is None:
-        raise ModelLoadError("not a textkd model folder (no textkd_model.json)", path=folder,
-                             hint="push a folder written by `textkd teacher` or `textkd distill`")
+        raise ModelLoadError(
+            "not a textkd model folder (no textkd_model.json)",
+            path=folder,
+            hint="push a folder written by `textkd teacher` or `textkd distill`",
+        )
     if (folder / SAVING).exists() or not (folder / WEIGHTS).is_file():
         raise ModelLoadError(f"the model folder has no finished {WEIGHTS}", path=folder, hint="save it again")
     if not HUB_ID.fullmatch(repo_id):
@@ -108,12 +121,18 @@ def push_to_hub(model_dir: str | Path, repo_id: str, *, private: bool = False, t
     api = HfApi(token=token)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=folder, ignore_patterns=PUSH_IGNORE,
-                          commit_message=commit_message or f"Upload {folder.name} (textkd {__version__})")
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            ignore_patterns=PUSH_IGNORE,
+            commit_message=commit_message or f"Upload {folder.name} (textkd {__version__})",
+        )
     except (OSError, ValueError) as err:  # hub HTTP errors (401, 403, 404), network failures, bad arguments
-        raise HubError(f"could not push to {repo_id!r} ({_first_line(err)})", path=folder,
-                       hint="log in with `hf auth login` or pass --token (a write token), and check the repo "
-                            "id's owner") from None
+        raise HubError(
+            f"could not push to {repo_id!r} ({_first_line(err)})",
+            path=folder,
+            hint="log in with `hf auth login` or pass --token (a write token), and check the repo id's owner",
+        ) from None
     return str(url)
 
 

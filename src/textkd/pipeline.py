@@ -117,15 +117,21 @@ def run(cfg: Config, *, teacher_dir: str | Path | None = None, name: str | None 
     settings = run_settings(cfg)
     _check_settings(settings)
     if teacher_dir is not None and not (Path(teacher_dir) / "textkd_model.json").is_file():
-        raise ModelLoadError("not a trained textkd model (no textkd_model.json)", path=teacher_dir,
-                             hint="pass a folder written by `textkd teacher`; a hub or other transformers "
-                                  "classifier is distilled with `textkd distill --teacher`")
+        raise ModelLoadError(
+            "not a trained textkd model (no textkd_model.json)",
+            path=teacher_dir,
+            hint="pass a folder written by `textkd teacher`; a hub or other transformers "
+            "classifier is distilled with `textkd distill --teacher`",
+        )
     check_config(cfg, ("data", "student", "distill") if teacher_dir is not None else CONFIG_SECTIONS)
     splits = api.load_data(cfg.data)
     run_dir = Path(cfg.output_dir) / (name or cfg.name or splits.name)
     teacher = _teacher_dir(run_dir, teacher_dir)
-    cells = [StudentRun(spec, method, *_student_cell(cfg, settings, spec, method, run_dir))
-             for spec in settings.students for method in settings.methods]
+    cells = [
+        StudentRun(spec, method, *_student_cell(cfg, settings, spec, method, run_dir))
+        for spec in settings.students
+        for method in settings.methods
+    ]
     for cell in cells:  # every student's settings with its overrides, before the teacher trains
         check_config(cell.cfg, ("student",))
     save_config(cfg, run_dir / "config.yaml")
@@ -135,19 +141,28 @@ def run(cfg: Config, *, teacher_dir: str | Path | None = None, name: str | None 
     StageRunner(console).run(stages)
     paths = build_report(run_dir)
     console.print(_summary_table(_read_json(paths["results"])))
-    console.print(f"[bold green]report:[/] {paths['html']}  (also {paths['markdown'].name}, {paths['results'].name})",
-                  soft_wrap=True)  # one unbroken line: the path is meant to be copied
+    console.print(
+        f"[bold green]report:[/] {paths['html']}  (also {paths['markdown'].name}, {paths['results'].name})",
+        soft_wrap=True,
+    )  # one unbroken line: the path is meant to be copied
     return run_dir
 
 
-_SUMMARY = {"model": "model", "accuracy %": "acc %", "macro-F1 %": "F1 %", "latency ms": "ms",
-            "speed-up": "speed-up", "KD gain (acc / F1 pts)": "KD gain acc / F1"}
+_SUMMARY = {
+    "model": "model",
+    "accuracy %": "acc %",
+    "macro-F1 %": "F1 %",
+    "latency ms": "ms",
+    "speed-up": "speed-up",
+    "KD gain (acc / F1 pts)": "KD gain acc / F1",
+}
 
 
 def _summary_table(results: dict[str, Any]) -> Table:
     """The report's main columns for the terminal; drifting exports in red (the full table is in the report)."""
-    table = Table(title=f"{results['name']}: {results['dataset']['name']} test set", box=box.SIMPLE_HEAD,
-                  pad_edge=False)
+    table = Table(
+        title=f"{results['name']}: {results['dataset']['name']} test set", box=box.SIMPLE_HEAD, pad_edge=False
+    )
     keep = [COLUMNS.index(column) for column in _SUMMARY]
     for column, header in _SUMMARY.items():
         table.add_column(header, justify="left" if column == "model" else "right", no_wrap=True)
@@ -173,8 +188,9 @@ def _teacher_stage(cfg: Config, splits: DatasetSplits, teacher: Path, reused: bo
         # A reused teacher is only evaluated, on this run's test split unless it already was.
         previous = _read_json(teacher / api.EVAL_FILE.format(split="test"))
         done = previous.get("dataset") == splits.name and previous.get("rows") == len(splits.test)
-        return Stage("evaluate teacher", "teacher", done,
-                     lambda: api.evaluate(teacher, splits=splits, max_len=cfg.data.max_len))
+        return Stage(
+            "evaluate teacher", "teacher", done, lambda: api.evaluate(teacher, splits=splits, max_len=cfg.data.max_len)
+        )
     done = api.is_finished(teacher)
     if done:
         check_same_config(teacher, cfg, ("data", "teacher"))
@@ -191,8 +207,14 @@ def _distill_stage(cell: StudentRun, teacher: Path, splits: DatasetSplits) -> St
         check_same_config(cell.output_dir, api.method_config(cell.cfg, cell.method), ("data", "student", "distill"))
 
     def train() -> None:
-        api.distill(cell.cfg, teacher, cell.output_dir.parent, methods=[cell.method],
-                    resume=api.has_checkpoint(cell.output_dir), splits=splits)
+        api.distill(
+            cell.cfg,
+            teacher,
+            cell.output_dir.parent,
+            methods=[cell.method],
+            resume=api.has_checkpoint(cell.output_dir),
+            splits=splits,
+        )
 
     return Stage(f"distill {cell.name}", "distill", done, train)
 
@@ -218,8 +240,15 @@ def _bench_stage(label: str, model_dir: Path, texts: list[str], settings: RunCon
     def measure() -> None:
         from textkd.evaluation.bench import bench
 
-        bench([model_dir], texts=texts, backends=tuple(settings.bench_backends), threads=(1, None),
-              warmup=settings.bench_warmup, runs=settings.bench_runs, throughput_texts=len(texts))
+        bench(
+            [model_dir],
+            texts=texts,
+            backends=tuple(settings.bench_backends),
+            threads=(1, None),
+            warmup=settings.bench_warmup,
+            runs=settings.bench_runs,
+            throughput_texts=len(texts),
+        )
 
     return Stage(f"bench {label}", "bench", (model_dir / "bench.json").is_file(), measure)
 
@@ -243,8 +272,10 @@ class StageRunner:
             self.console.print(f"[dim]{len(stages) - len(todo)} of {len(stages)} stages already complete: skipped[/]")
         for index, stage in enumerate(todo, 1):
             elapsed = _clock(time.perf_counter() - started)
-            self.console.rule(f"[bold]stage {index}/{len(todo)}: {stage.name}[/] "
-                              f"[dim](elapsed {elapsed}{self._left(todo[index - 1:])})[/]")
+            self.console.rule(
+                f"[bold]stage {index}/{len(todo)}: {stage.name}[/] "
+                f"[dim](elapsed {elapsed}{self._left(todo[index - 1 :])})[/]"
+            )
             began = time.perf_counter()
             stage.action()
             self.durations.setdefault(stage.kind, []).append(time.perf_counter() - began)
@@ -272,8 +303,10 @@ def _check_settings(settings: RunConfig) -> None:
     from textkd.models.students.registry import STUDENT_PRESETS
 
     if not settings.students or not settings.methods:
-        raise ConfigError("run.students and run.methods must not be empty",
-                          hint="e.g. run.students: [tinybert-4l-312, bilstm], run.methods: [none, soft]")
+        raise ConfigError(
+            "run.students and run.methods must not be empty",
+            hint="e.g. run.students: [tinybert-4l-312, bilstm], run.methods: [none, soft]",
+        )
     if len(set(settings.students)) != len(settings.students):
         raise ConfigError("run.students lists a student twice", hint="use preset@init to vary the initialisation")
     for method in settings.methods:
@@ -286,8 +319,10 @@ def _check_settings(settings: RunConfig) -> None:
         at_least(getattr(settings, key), low, f"run.{key}", hint="or run.bench: false to skip the benchmark")
     for key in settings.student_overrides:  # a recipe may hold overrides for students a run leaves out
         if key.partition("@")[0] not in STUDENT_PRESETS:
-            raise ConfigError(f"run.student_overrides names {key!r}, which is not a student preset",
-                              hint=f"use one of {', '.join(STUDENT_PRESETS)} (optionally preset@init)")
+            raise ConfigError(
+                f"run.student_overrides names {key!r}, which is not a student preset",
+                hint=f"use one of {', '.join(STUDENT_PRESETS)} (optionally preset@init)",
+            )
 
 
 def _student_cell(cfg: Config, settings: RunConfig, spec: str, method: str, run_dir: Path) -> tuple[Config, Path]:
@@ -322,6 +357,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _write_manifest(run_dir: Path, cfg: Config, settings: RunConfig, teacher: Path, cells: list[StudentRun]) -> None:
     """run.json: what the run holds and where, so `textkd report` can rebuild the report from files alone."""
+
     def rel(path: Path) -> str:
         try:
             return str(path.relative_to(run_dir))
@@ -332,8 +368,7 @@ def _write_manifest(run_dir: Path, cfg: Config, settings: RunConfig, teacher: Pa
         "name": run_dir.name,
         "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "teacher_dir": rel(teacher),
-        "students": [{"name": c.name, "student": c.spec, "method": c.method, "dir": rel(c.output_dir)}
-                     for c in cells],
+        "students": [{"name": c.name, "student": c.spec, "method": c.method, "dir": rel(c.output_dir)} for c in cells],
         "run": dataclasses.asdict(settings),
         "config": to_dict(cfg),
         "machine": machine_info(),

@@ -55,8 +55,10 @@ class TorchBackend:
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
-            out = self.model(input_ids=torch.from_numpy(input_ids).to(self.device),
-                             attention_mask=torch.from_numpy(attention_mask).to(self.device))
+            out = self.model(
+                input_ids=torch.from_numpy(input_ids).to(self.device),
+                attention_mask=torch.from_numpy(attention_mask).to(self.device),
+            )
         return out.logits.float().cpu().numpy()
 
 
@@ -119,8 +121,7 @@ class Predictor:
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask (B, L) int64, padded to the longest text."""
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_len, padding=True,
-                             return_tensors="np")
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_len, padding=True, return_tensors="np")
         return enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)
 
     def logits(self, texts: str | list[str], *, progress: bool = False) -> np.ndarray:
@@ -155,8 +156,10 @@ class Predictor:
         probs = self.predict_proba(texts, progress=progress)
         k = min(top_k, len(self.labels))
         top = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
-        return [[{"label": self.labels[j], "score": float(row[j])} for j in idx] for row, idx in zip(probs, top,
-                                                                                                         strict=True)]
+        return [
+            [{"label": self.labels[j], "score": float(row[j])} for j in idx]
+            for row, idx in zip(probs, top, strict=True)
+        ]
 
 
 def trained_max_len(model_dir: Path) -> int | None:

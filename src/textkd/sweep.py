@@ -58,8 +58,9 @@ def _require_optuna():
     try:
         import optuna
     except ImportError:
-        raise ConfigError("textkd sweep needs Optuna", hint="pip install 'textkd[sweep]' (or: pip install optuna)") \
-            from None
+        raise ConfigError(
+            "textkd sweep needs Optuna", hint="pip install 'textkd[sweep]' (or: pip install optuna)"
+        ) from None
     return optuna
 
 
@@ -100,30 +101,53 @@ def sweep(
     (out / "trials.jsonl").unlink(missing_ok=True)
     started = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
-    given = {"temperature": cfg.distill.temperature, "alpha": cfg.distill.alpha, "lr": cfg.student.train.lr,
-             "epochs": cfg.student.train.epochs}
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+    )
+    given = {
+        "temperature": cfg.distill.temperature,
+        "alpha": cfg.distill.alpha,
+        "lr": cfg.student.train.lr,
+        "epochs": cfg.student.train.epochs,
+    }
     study.enqueue_trial(given)  # trial 0: the configuration as given
-    objective = _Objective(optuna, cfg, method, space, epochs_range, (teacher, teacher_tokenizer, teacher_dir),
-                           splits, out)
+    objective = _Objective(
+        optuna, cfg, method, space, epochs_range, (teacher, teacher_tokenizer, teacher_dir), splits, out
+    )
     study.optimize(objective, n_trials=trials, timeout=timeout_s, catch=())
     if not any(t.value is not None for t in study.trials):
         raise ConfigError("every trial was pruned or failed", path=out)
     best_trial = study.best_trial
     save_config(apply_params(cfg, best_trial.params), out / "best.yaml")
-    test_metrics = api.evaluate(objective.best_dir, splits=splits, split="test", max_len=cfg.data.max_len,
-                                teacher_dir=teacher_dir)
+    test_metrics = api.evaluate(
+        objective.best_dir, splits=splits, split="test", max_len=cfg.data.max_len, teacher_dir=teacher_dir
+    )
     rows = [_trial_row(t) for t in study.trials]
-    result = SweepResult(out, dict(best_trial.params), float(best_trial.value), study.trials[0].value, test_metrics,
-                         rows, time.perf_counter() - started)
-    summary = {"method": method, "student": cfg.student.preset, "trials": rows, "best_trial": best_trial.number,
-               "best_params": best_trial.params, "best_val_macro_f1": best_trial.value,
-               "default_params": given, "default_val_macro_f1": result.default_value,
-               "best_model": str(objective.best_dir),
-               "test": {k: test_metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
-               "space": {"temperature": space.temperature, "alpha": space.alpha, "lr": space.lr,
-                         "epochs": epochs_range}, "wall_s": result.wall_s}
+    result = SweepResult(
+        out,
+        dict(best_trial.params),
+        float(best_trial.value),
+        study.trials[0].value,
+        test_metrics,
+        rows,
+        time.perf_counter() - started,
+    )
+    summary = {
+        "method": method,
+        "student": cfg.student.preset,
+        "trials": rows,
+        "best_trial": best_trial.number,
+        "best_params": best_trial.params,
+        "best_val_macro_f1": best_trial.value,
+        "default_params": given,
+        "default_val_macro_f1": result.default_value,
+        "best_model": str(objective.best_dir),
+        "test": {k: test_metrics[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
+        "space": {"temperature": space.temperature, "alpha": space.alpha, "lr": space.lr, "epochs": epochs_range},
+        "wall_s": result.wall_s,
+    }
     _write_summary(out, summary)
     return result
 
@@ -137,8 +161,10 @@ def _check_request(cfg: Config, trials: int, method: str, timeout_s: float | Non
     if method == "none":
         raise ConfigError("a sweep of T and alpha needs a KD method", hint="use soft, hard or soft+hidden")
     if cfg.distill.kd_loss == "mse":
-        raise ConfigError("the sweep searches the temperature, which distill.kd_loss=mse does not have",
-                          hint="sweep with distill.kd_loss=kl")
+        raise ConfigError(
+            "the sweep searches the temperature, which distill.kd_loss=mse does not have",
+            hint="sweep with distill.kd_loss=kl",
+        )
 
 
 def _epochs_around(epochs: int) -> tuple[int, int]:
@@ -149,18 +175,29 @@ def _epochs_around(epochs: int) -> tuple[int, int]:
 class _Objective:
     """One Optuna trial: suggest settings, distil on them, score on validation, keep only the best model."""
 
-    def __init__(self, optuna, cfg: Config, method: str, space: SearchSpace, epochs_range: tuple[int, int],
-                 teacher: tuple[Any, Any, Path], splits, out: Path) -> None:
+    def __init__(
+        self,
+        optuna,
+        cfg: Config,
+        method: str,
+        space: SearchSpace,
+        epochs_range: tuple[int, int],
+        teacher: tuple[Any, Any, Path],
+        splits,
+        out: Path,
+    ) -> None:
         self.optuna, self.cfg, self.method, self.space, self.epochs_range = optuna, cfg, method, space, epochs_range
         self.teacher, self.teacher_tokenizer, self.teacher_dir = teacher
         self.splits, self.out = splits, out
         self.best_value, self.best_dir = -math.inf, None
 
     def __call__(self, trial) -> float:
-        params = {"temperature": trial.suggest_float("temperature", *self.space.temperature, log=True),
-                  "alpha": trial.suggest_float("alpha", *self.space.alpha),
-                  "lr": trial.suggest_float("lr", *self.space.lr, log=True),
-                  "epochs": trial.suggest_int("epochs", *self.epochs_range)}
+        params = {
+            "temperature": trial.suggest_float("temperature", *self.space.temperature, log=True),
+            "alpha": trial.suggest_float("alpha", *self.space.alpha),
+            "lr": trial.suggest_float("lr", *self.space.lr, log=True),
+            "epochs": trial.suggest_int("epochs", *self.epochs_range),
+        }
         trial_dir = self.out / "trials" / f"trial-{trial.number:03d}"
         began = time.perf_counter()
         record = {"trial": trial.number, **params}
@@ -168,14 +205,23 @@ class _Objective:
             fit = self._distill(trial, params, trial_dir)
         except self.optuna.TrialPruned:
             shutil.rmtree(trial_dir, ignore_errors=True)
-            append_jsonl(self.out / "trials.jsonl",
-                         {**record, "state": "pruned", "wall_s": time.perf_counter() - began})
+            append_jsonl(
+                self.out / "trials.jsonl", {**record, "state": "pruned", "wall_s": time.perf_counter() - began}
+            )
             _line(record, "pruned")
             raise
         value = float(fit.best_metrics["val_macro_f1"])
-        append_jsonl(self.out / "trials.jsonl", {**record, "state": "complete", "val_macro_f1": value,
-                                                 "val_accuracy": fit.best_metrics["val_accuracy"],
-                                                 "best_epoch": fit.best_epoch, "wall_s": time.perf_counter() - began})
+        append_jsonl(
+            self.out / "trials.jsonl",
+            {
+                **record,
+                "state": "complete",
+                "val_macro_f1": value,
+                "val_accuracy": fit.best_metrics["val_accuracy"],
+                "best_epoch": fit.best_epoch,
+                "wall_s": time.perf_counter() - began,
+            },
+        )
         _line(record, f"val macro-F1 {value:.4f}")
         self._keep_if_best(value, trial_dir)
         return value
@@ -188,9 +234,19 @@ class _Objective:
             if trial.should_prune():
                 raise self.optuna.TrialPruned()
 
-        return api._distill_one(apply_params(self.cfg, params), self.method, self.teacher, self.teacher_tokenizer,
-                                self.teacher_dir, self.splits, self.out, False, out=trial_dir, epoch_callback=report,
-                                test=False)
+        return api._distill_one(
+            apply_params(self.cfg, params),
+            self.method,
+            self.teacher,
+            self.teacher_tokenizer,
+            self.teacher_dir,
+            self.splits,
+            self.out,
+            False,
+            out=trial_dir,
+            epoch_callback=report,
+            test=False,
+        )
 
     def _keep_if_best(self, value: float, trial_dir: Path) -> None:
         if value > self.best_value:
@@ -213,9 +269,11 @@ def _write_summary(out: Path, summary: dict[str, Any]) -> None:
 def _line(record: dict[str, Any], outcome: str) -> None:
     from rich.console import Console
 
-    Console(stderr=True).print(f"trial {record['trial']:>3}: T={record['temperature']:.2f} "
-                               f"alpha={record['alpha']:.2f} lr={record['lr']:.2e} epochs={record['epochs']} "
-                               f"-> {outcome}")
+    Console(stderr=True).print(
+        f"trial {record['trial']:>3}: T={record['temperature']:.2f} "
+        f"alpha={record['alpha']:.2f} lr={record['lr']:.2e} epochs={record['epochs']} "
+        f"-> {outcome}"
+    )
 
 
 def _trial_row(trial) -> dict[str, Any]:
@@ -257,21 +315,26 @@ def _plot(rows: list[dict[str, Any]]) -> bytes | None:
 
 
 def _markdown(summary: dict[str, Any], has_plot: bool) -> str:
-    lines = [f"# textkd sweep: {summary['student']} / {summary['method']}", "",
-             f"- trials: {len(summary['trials'])} ({sum(r['state'] == 'pruned' for r in summary['trials'])} pruned), "
-             f"{summary['wall_s']:.0f} s",
-             f"- trial 0 (as given) {summary['default_params']}: validation macro-F1 "
-             f"{summary['default_val_macro_f1']:.4f}",
-             f"- best, trial {summary['best_trial']} {summary['best_params']}: validation macro-F1 "
-             f"{summary['best_val_macro_f1']:.4f}",
-             f"- best on test (evaluated once, after the search): accuracy {summary['test']['accuracy']:.4f}, "
-             f"macro-F1 {summary['test']['macro_f1']:.4f}",
-             "- recipe with the best settings: `best.yaml`", ""]
+    lines = [
+        f"# textkd sweep: {summary['student']} / {summary['method']}",
+        "",
+        f"- trials: {len(summary['trials'])} ({sum(r['state'] == 'pruned' for r in summary['trials'])} pruned), "
+        f"{summary['wall_s']:.0f} s",
+        f"- trial 0 (as given) {summary['default_params']}: validation macro-F1 {summary['default_val_macro_f1']:.4f}",
+        f"- best, trial {summary['best_trial']} {summary['best_params']}: validation macro-F1 "
+        f"{summary['best_val_macro_f1']:.4f}",
+        f"- best on test (evaluated once, after the search): accuracy {summary['test']['accuracy']:.4f}, "
+        f"macro-F1 {summary['test']['macro_f1']:.4f}",
+        "- recipe with the best settings: `best.yaml`",
+        "",
+    ]
     if has_plot:
         lines += ["![trials](trials.png)", ""]
     lines += ["| trial | state | T | alpha | lr | epochs | val macro-F1 |", "|---|---|---|---|---|---|---|"]
     for r in summary["trials"]:
         value = f"{r['value']:.4f}" if r["value"] is not None else "-"
-        lines.append(f"| {r['trial']} | {r['state']} | {r['temperature']:.2f} | {r['alpha']:.2f} | {r['lr']:.2e} | "
-                     f"{r['epochs']} | {value} |")
+        lines.append(
+            f"| {r['trial']} | {r['state']} | {r['temperature']:.2f} | {r['alpha']:.2f} | {r['lr']:.2e} | "
+            f"{r['epochs']} | {value} |"
+        )
     return "\n".join(lines) + "\n"

@@ -161,8 +161,11 @@ def embedding_neighbours(
     """
     vocab = tokenizer.get_vocab()
     special = set(tokenizer.all_special_tokens)
-    pool = sorted((tok, idx) for tok, idx in vocab.items()
-                  if tok not in special and not tok.startswith("##") and not tok.startswith("[unused"))
+    pool = sorted(
+        (tok, idx)
+        for tok, idx in vocab.items()
+        if tok not in special and not tok.startswith("##") and not tok.startswith("[unused")
+    )
     if not pool:
         return {}
     pool_tokens = [tok for tok, _ in pool]
@@ -213,8 +216,7 @@ def write_augmented(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
-        for text in augment_texts(texts, copies, seed=seed, settings=settings, neighbours=neighbours,
-                                  mask_token=mask):
+        for text in augment_texts(texts, copies, seed=seed, settings=settings, neighbours=neighbours, mask_token=mask):
             handle.write(" ".join(text.split()) + "\n")
     tmp.replace(path)
     return path

@@ -46,8 +46,11 @@ def iter_text_chunks(path: str | Path, chunk_size: int = CHUNK_TEXTS) -> Iterato
     if not path.is_file():
         raise DataError("no such corpus file", path=path, hint="one text per line, UTF-8")
     if path.suffix.lower() in TABLE_SUFFIXES:  # its header, keys and labels would be labelled as texts
-        raise DataError(f"a corpus is plain text, one text per line, not a {path.suffix} table", path=path,
-                        hint="write its text column to a .txt file first (rename the file if it is plain text)")
+        raise DataError(
+            f"a corpus is plain text, one text per line, not a {path.suffix} table",
+            path=path,
+            hint="write its text column to a .txt file first (rename the file if it is plain text)",
+        )
     chunk: list[str] = []
     start = 0
     with open(path, "rb") as handle:  # bytes, decoded per line: a decoding error names its line
@@ -111,8 +114,9 @@ class _EncodedWriter:
             raise DataError(f"expected {len(self.offsets) - 1} rows, wrote {self.row}", path=self.folder)
         self.offsets.flush()
         del self.offsets
-        atomic_write_json(self.folder / "meta.json", {"key": self.key, "rows": self.row,
-                                                     "pad_token_id": self.pad_token_id})
+        atomic_write_json(
+            self.folder / "meta.json", {"key": self.key, "rows": self.row, "pad_token_id": self.pad_token_id}
+        )
         found = _open_memmapped(self.folder, self.key)
         assert found is not None
         return found

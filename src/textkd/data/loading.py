@@ -91,8 +91,10 @@ def load_splits(cfg: DataConfig) -> DatasetSplits:
 def _check_config(cfg: DataConfig) -> None:
     given = [key for key in ("train", "validation", "test", "label_file") if getattr(cfg, key)]
     if given and cfg.name != "files":  # they would be ignored, and the preset trained on instead
-        raise ConfigError(f"data.{given[0]} is only read with data.name 'files', but data.name is {cfg.name!r}",
-                          hint="add --data files to train on your files, or drop the file paths")
+        raise ConfigError(
+            f"data.{given[0]} is only read with data.name 'files', but data.name is {cfg.name!r}",
+            hint="add --data files to train on your files, or drop the file paths",
+        )
     if cfg.empty_texts not in ("drop", "error"):
         raise ConfigError(f"data.empty_texts must be 'drop' or 'error', got {cfg.empty_texts!r}")
     if not 0.0 < cfg.validation_fraction < 1.0:
@@ -103,9 +105,7 @@ def read_files(cfg: DataConfig) -> RawDataset:
     """Read `cfg.train` / `cfg.validation` / `cfg.test` (name="files") without validating them yet."""
     for option in ("train", "test"):
         if not getattr(cfg, option):
-            raise ConfigError(
-                f"data.{option} is required when data.name is 'files'", hint=f"pass --data.{option} PATH"
-            )
+            raise ConfigError(f"data.{option} is required when data.name is 'files'", hint=f"pass --data.{option} PATH")
     label_names = read_label_file(cfg.label_file) if cfg.label_file else None
 
     def read(path: str) -> RawSplit:
@@ -261,8 +261,14 @@ def read_labelled_file(
     Example:
         >>> data = read_labelled_file("march.csv", ["card_arrival", "lost_or_stolen_card"])  # doctest: +SKIP
     """
-    split = read_table(path, fmt=fmt, text_column=text_column, label_column=label_column, has_header=has_header,
-                       label_names=label_names)
+    split = read_table(
+        path,
+        fmt=fmt,
+        text_column=text_column,
+        label_column=label_column,
+        has_header=has_header,
+        label_names=label_names,
+    )
     split = _clean_texts(split, empty_texts, [])
     if not len(split):
         raise DataError("no texts left after dropping empty ones", path=split.path)
@@ -276,8 +282,11 @@ def read_labelled_file(
             names.append(label_names[int(value)])
         else:
             close = difflib.get_close_matches(value, label_names, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else \
-                f"use one of its label names ({', '.join(label_names[:3])}, ...) or ids 0-{len(label_names) - 1}"
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"use one of its label names ({', '.join(label_names[:3])}, ...) or ids 0-{len(label_names) - 1}"
+            )
             raise split.error(i, f"label {value!r} is not one of the model's {len(label_names)} labels", hint=hint)
     return _to_dataset(split, names, list(label_names))
 

@@ -230,9 +230,7 @@ def _github(repo: str, commit: str, path: str) -> str:
 
 def _read_banking77(folder: Path, variant: str | None) -> RawDataset:
     def read(split: str) -> RawSplit:
-        return read_delimited(
-            folder / f"{split}.csv", text_column="text", label_column="category", has_header=True
-        )
+        return read_delimited(folder / f"{split}.csv", text_column="text", label_column="category", has_header=True)
 
     return RawDataset(
         "banking77",
@@ -256,15 +254,11 @@ def _read_clinc150(folder: Path, variant: str | None) -> RawDataset:
     keys = ("train", "val", "test", "oos_train", "oos_val", "oos_test")
     missing = [key for key in keys if not isinstance(document, dict) or key not in document]
     if missing:
-        raise DataError(
-            f"missing keys {', '.join(missing)}", path=path, hint="use an oos-eval data_*.json file"
-        )
+        raise DataError(f"missing keys {', '.join(missing)}", path=path, hint="use an oos-eval data_*.json file")
 
     def split(key: str) -> RawSplit:
         # out-of-scope rows follow the in-scope ones, so item numbers count through both lists
-        return rows_from_items(
-            path, document[key] + document[f"oos_{key}"], text_column="0", label_column="1"
-        )
+        return rows_from_items(path, document[key] + document[f"oos_{key}"], text_column="0", label_column="1")
 
     note = f"clinc150 ({variant or 'full'}): out-of-scope rows are the class 'oos' (150 intents + oos)"
     return RawDataset(
@@ -416,15 +410,10 @@ def _thucnews_remote(variant: str | None) -> tuple[RemoteFile, ...]:
         "test.txt": "ebecc8c896635ad69730083ca7b81d37c42c9a5779bc05c9d2479d894e34f026",
     }
     repo = "649453932/Chinese-Text-Classification-Pytorch"
-    files = [
-        RemoteFile(f"thucnews/{n}", _github(repo, commit, f"THUCNews/data/{n}"), sha)
-        for n, sha in sums.items()
-    ]
+    files = [RemoteFile(f"thucnews/{n}", _github(repo, commit, f"THUCNews/data/{n}"), sha) for n, sha in sums.items()]
     # Only the git blob id of the full train.txt (180,000 rows, ~9.9 MB) is on record.
     train_url = _github(repo, commit, "THUCNews/data/train.txt")
-    files.append(
-        RemoteFile("thucnews/train.txt", train_url, git_blob="ffe8979a12879da0747847aca49e9a6c1d29898f")
-    )
+    files.append(RemoteFile("thucnews/train.txt", train_url, git_blob="ffe8979a12879da0747847aca49e9a6c1d29898f"))
     return tuple(files)
 
 

@@ -238,9 +238,13 @@ def read_texts(path: str | Path, *, fmt: str | None = None, text_column: str = "
         elif _INT.match(text_column):
             index = int(text_column)
         else:
-            raise DataError(f"no column {text_column!r} in the first row ({', '.join(repr(h) for h in header)})",
-                            path=path, line=1, hint="set the text column (--text-column) to its name, or to its index "
-                                                    "(0, 1, ...) for a file without a header")
+            raise DataError(
+                f"no column {text_column!r} in the first row ({', '.join(repr(h) for h in header)})",
+                path=path,
+                line=1,
+                hint="set the text column (--text-column) to its name, or to its index "
+                "(0, 1, ...) for a file without a header",
+            )
         texts = []
         for line, row in rows:
             if index >= len(row):
@@ -256,8 +260,12 @@ def _parse_json_line(path: Path, line: str, number: int) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as err:
-        raise DataError(f"malformed JSON line: {err.msg} (column {err.colno})", path=path, line=number,
-                        hint="each line must be one JSON object (or, for texts alone, a string)") from None
+        raise DataError(
+            f"malformed JSON line: {err.msg} (column {err.colno})",
+            path=path,
+            line=number,
+            hint="each line must be one JSON object (or, for texts alone, a string)",
+        ) from None
 
 
 # ------------------------------------------------------------------------------------------ CSV / TSV
@@ -464,8 +472,10 @@ def _fields(
                 raise error(f"no key {key!r}; keys are {keys}")
         values = [item[key] for key in columns]
     elif isinstance(item, list):
-        indices = [int(column) if _INT.match(column) else _DEFAULT_COLUMNS[kind]
-                   for column, kind in zip(columns, ("text", "label"), strict=False)]
+        indices = [
+            int(column) if _INT.match(column) else _DEFAULT_COLUMNS[kind]
+            for column, kind in zip(columns, ("text", "label"), strict=False)
+        ]
         needed = max(indices) + 1
         if len(item) < needed:
             raise error(f"a list row needs at least {needed} values, found {len(item)}")

@@ -97,13 +97,23 @@ def bench(
     targets = list(export_dirs) if export_dirs is not None else [None] * len(model_dirs)
     if len(targets) != len(model_dirs):
         raise ConfigError(f"{len(targets)} export folders for {len(model_dirs)} models")
-    settings = {"backends": list(backends), "threads": [_thread_key(t) for t in threads], "warmup": warmup,
-                "runs": runs, "batch_size": batch_size, "throughput_texts": throughput_texts, "repeats": REPEATS,
-                "texts": len(texts), "timed": "forward pass only (texts tokenised beforehand)"}
+    settings = {
+        "backends": list(backends),
+        "threads": [_thread_key(t) for t in threads],
+        "warmup": warmup,
+        "runs": runs,
+        "batch_size": batch_size,
+        "throughput_texts": throughput_texts,
+        "repeats": REPEATS,
+        "texts": len(texts),
+        "timed": "forward pass only (texts tokenised beforehand)",
+    }
     previous_threads = torch.get_num_threads()
     try:
-        models = [_bench_model(Path(d), target, texts, backends, threads, settings, workdir)
-                  for d, target in zip(model_dirs, targets, strict=True)]
+        models = [
+            _bench_model(Path(d), target, texts, backends, threads, settings, workdir)
+            for d, target in zip(model_dirs, targets, strict=True)
+        ]
     finally:
         torch.set_num_threads(previous_threads)
     _add_speedups(models, backends[0], _thread_key(threads[0]))
@@ -139,8 +149,9 @@ def bench_texts(model_dir: str | Path, texts: list[str] | None = None, data: Dat
     if data is None:
         marker = read_marker(model_dir) or {}
         if "data" not in marker:
-            raise ConfigError("the model does not record its dataset", path=model_dir,
-                              hint="pass --data NAME (or texts=...)")
+            raise ConfigError(
+                "the model does not record its dataset", path=model_dir, hint="pass --data NAME (or texts=...)"
+            )
         data = from_dict(DataConfig, marker["data"])
     return list(load_data(data).test.texts)
 
@@ -171,8 +182,15 @@ def model_info(model_dir: Path) -> dict[str, Any]:
     from textkd.models.io import count_parameters, load_model, model_size_mb, read_marker
 
     marker = read_marker(model_dir) or {}
-    info = {"model": str(model_dir), "name": model_dir.name, "kind": marker.get("kind"),
-            "preset": marker.get("preset"), "method": marker.get("method"), "params": None, "size_mb": None}
+    info = {
+        "model": str(model_dir),
+        "name": model_dir.name,
+        "kind": marker.get("kind"),
+        "preset": marker.get("preset"),
+        "method": marker.get("method"),
+        "params": None,
+        "size_mb": None,
+    }
     if (model_dir / "model.safetensors").is_file():
         model, _ = load_model(model_dir)
         info["params"] = count_parameters(model)
@@ -200,8 +218,10 @@ def _bench_backend(name, model_dir, export_dir, texts, threads, settings) -> dic
     backend = None
     for count in threads:
         backend = _open_backend(name, model_dir, export_dir, count or _all_threads(), backend)
-        per_thread[_thread_key(count)] = {"threads": count or _all_threads(),
-                                          **time_backend(backend, texts, max_len, **_timing(settings))}
+        per_thread[_thread_key(count)] = {
+            "threads": count or _all_threads(),
+            **time_backend(backend, texts, max_len, **_timing(settings)),
+        }
     return {"size_mb": _backend_size(name, backend, model_dir), "threads": per_thread}
 
 
@@ -230,7 +250,13 @@ def _backend_size(name: str, backend, model_dir: Path) -> float:
 
 
 def time_backend(
-    backend, texts: list[str], max_len: int, *, warmup: int = 10, runs: int = 100, batch_size: int = 64,
+    backend,
+    texts: list[str],
+    max_len: int,
+    *,
+    warmup: int = 10,
+    runs: int = 100,
+    batch_size: int = 64,
     throughput_texts: int = 512,
 ) -> dict[str, float]:
     """Latency at batch 1 (p50, p95, mean in ms) and throughput (texts/s) of one backend.
@@ -259,9 +285,13 @@ def time_backend(
             backend.logits(ids, mask)
         passes.append(time.perf_counter() - started)
     p50, p95 = np.percentile(times_ms, [50, 95])
-    return {"p50_ms": round(float(p50), 4), "p95_ms": round(float(p95), 4),
-            "mean_ms": round(float(np.mean(times_ms)), 4), "batch_size": batch_size,
-            "throughput": round(throughput_texts / float(np.median(passes)), 2)}
+    return {
+        "p50_ms": round(float(p50), 4),
+        "p95_ms": round(float(p95), 4),
+        "mean_ms": round(float(np.mean(times_ms)), 4),
+        "batch_size": batch_size,
+        "throughput": round(throughput_texts / float(np.median(passes)), 2),
+    }
 
 
 def _cycle(texts: list[str], count: int) -> list[str]:
@@ -305,11 +335,22 @@ def flat_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for entry in models:
         for backend, figures in entry["backends"].items():
             for timing in (figures.get("threads") or {}).values():
-                rows.append({"model": entry["model"], "name": entry["name"], "backend": backend,
-                             "threads": timing["threads"], "batch_size": 1, "p50_ms": timing["p50_ms"],
-                             "p95_ms": timing["p95_ms"], "mean_ms": timing["mean_ms"],
-                             "throughput_per_s": timing["throughput"], "throughput_batch_size": timing["batch_size"],
-                             "size_mb": figures["size_mb"], "params": entry["params"]})
+                rows.append(
+                    {
+                        "model": entry["model"],
+                        "name": entry["name"],
+                        "backend": backend,
+                        "threads": timing["threads"],
+                        "batch_size": 1,
+                        "p50_ms": timing["p50_ms"],
+                        "p95_ms": timing["p95_ms"],
+                        "mean_ms": timing["mean_ms"],
+                        "throughput_per_s": timing["throughput"],
+                        "throughput_batch_size": timing["batch_size"],
+                        "size_mb": figures["size_mb"],
+                        "params": entry["params"],
+                    }
+                )
     return rows
 
 
@@ -321,12 +362,19 @@ def machine_info(torch_threads: int) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-            "threads": torch_threads}
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "threads": torch_threads,
+    }
 
 
 def _default_torch_threads() -> int | None:
@@ -352,8 +400,11 @@ def render_bench(result: dict[str, Any]) -> Table:
     """
     thread_keys = result["settings"]["threads"]
     settings = result["settings"]
-    table = Table(title=f"CPU latency at batch 1 ({settings['runs']} runs), throughput at batch "
-                        f"{settings['batch_size']}; t = threads", box=box.SIMPLE_HEAD)
+    table = Table(
+        title=f"CPU latency at batch 1 ({settings['runs']} runs), throughput at batch "
+        f"{settings['batch_size']}; t = threads",
+        box=box.SIMPLE_HEAD,
+    )
     for column in ("model", "backend", "params", "MB"):
         table.add_column(column, justify="left" if column in ("model", "backend") else "right", overflow="fold")
     for key in thread_keys:

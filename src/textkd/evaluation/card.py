@@ -31,19 +31,38 @@ _METHODS = {
     "none": "no distillation (cross-entropy on the gold labels; the baseline)",
     "hard": "hard-label distillation (cross-entropy on the teacher's argmax)",
     "soft": "soft-label distillation (the student learns the teacher's scores for every class, plus "
-            "cross-entropy on the gold labels)",
+    "cross-entropy on the gold labels)",
     "soft+hidden": "soft-label distillation with the student's hidden states matched to the teacher's",
 }
 _SETTINGS = {  # hyper-parameter key -> how the card names it, in display order
-    "backbone": "backbone", "pooling": "pooling", "head": "head",
-    "preset": "student preset", "init": "initialisation", "num_layers": "layers", "hidden_size": "hidden size",
-    "dropout": "dropout", "encoder_dropout": "encoder dropout", "embedding_init": "embedding initialisation",
-    "tokenizer": "tokenizer", "method": "method", "kd_loss": "KD term", "temperature": "temperature T",
+    "backbone": "backbone",
+    "pooling": "pooling",
+    "head": "head",
+    "preset": "student preset",
+    "init": "initialisation",
+    "num_layers": "layers",
+    "hidden_size": "hidden size",
+    "dropout": "dropout",
+    "encoder_dropout": "encoder dropout",
+    "embedding_init": "embedding initialisation",
+    "tokenizer": "tokenizer",
+    "method": "method",
+    "kd_loss": "KD term",
+    "temperature": "temperature T",
     "alpha": "alpha (KD weight)",
-    "kd_schedule": "KD schedules", "augment": "augmented copies per text", "unlabeled": "unlabeled text files",
-    "teachers": "further teachers", "epochs": "epochs", "max_steps": "max steps", "batch_size": "batch size",
-    "lr": "learning rate", "weight_decay": "weight decay", "warmup_ratio": "warm-up ratio",
-    "patience": "early-stopping patience", "ema_decay": "weight-average decay", "seed": "seed",
+    "kd_schedule": "KD schedules",
+    "augment": "augmented copies per text",
+    "unlabeled": "unlabeled text files",
+    "teachers": "further teachers",
+    "epochs": "epochs",
+    "max_steps": "max steps",
+    "batch_size": "batch size",
+    "lr": "learning rate",
+    "weight_decay": "weight decay",
+    "warmup_ratio": "warm-up ratio",
+    "patience": "early-stopping patience",
+    "ema_decay": "weight-average decay",
+    "seed": "seed",
     "max_len": "max tokens",
 }
 
@@ -65,8 +84,11 @@ def write_model_card(model_dir: str | Path, *, force: bool = False) -> Path:
     path = folder / CARD
     card = render_model_card(folder)
     if not force and path.is_file() and not is_textkd_card(path):
-        raise ModelLoadError("the folder has a README.md that textkd did not write; it is kept", path=path,
-                             hint="move it away, or pass --force to replace it")
+        raise ModelLoadError(
+            "the folder has a README.md that textkd did not write; it is kept",
+            path=path,
+            hint="move it away, or pass --force to replace it",
+        )
     atomic_write_text(path, card)
     return path
 
@@ -106,11 +128,17 @@ def render_model_card(model_dir: str | Path) -> str:
     """
     folder = require_model_dir(model_dir)
     if not (folder / "textkd_model.json").is_file():
-        raise ModelLoadError("not a textkd model folder (no textkd_model.json)", path=folder,
-                             hint="pass a folder written by `textkd teacher` or `textkd distill`")
+        raise ModelLoadError(
+            "not a textkd model folder (no textkd_model.json)",
+            path=folder,
+            hint="pass a folder written by `textkd teacher` or `textkd distill`",
+        )
     if not (folder / EVAL_TEST).is_file():
-        raise ModelLoadError("the model has not been evaluated on test yet (no eval_test.json)", path=folder,
-                             hint=f"run `textkd evaluate {folder}` first")
+        raise ModelLoadError(
+            "the model has not been evaluated on test yet (no eval_test.json)",
+            path=folder,
+            hint=f"run `textkd evaluate {folder}` first",
+        )
     marker = _read_json(folder / "textkd_model.json")
     role = "teacher" if marker.get("kind") == "teacher" else "student"
     row = model_summary(folder, role)
@@ -125,11 +153,16 @@ def render_model_card(model_dir: str | Path) -> str:
     lines += [_summary(role, marker, row, dataset, len(labels), teacher_dir, teacher_marker), ""]
     lines += ["## Test results", "", *_results_table(row, teacher), ""]
     rows = evaluation.get("rows") or evaluation.get("num_examples")
-    chosen = (f"the epoch with the best validation macro-F1 (epoch {row['best_epoch']} of {row['epochs']})"
-              if row.get("best_epoch") else "validation")
-    lines += [f"On the {dataset} test split ({_int(rows)} texts); the weights were chosen on {chosen}, and test "
-              "was only evaluated. Per-class scores, the confusion matrix and calibration are in `eval_test.json`.",
-              ""]
+    chosen = (
+        f"the epoch with the best validation macro-F1 (epoch {row['best_epoch']} of {row['epochs']})"
+        if row.get("best_epoch")
+        else "validation"
+    )
+    lines += [
+        f"On the {dataset} test split ({_int(rows)} texts); the weights were chosen on {chosen}, and test "
+        "was only evaluated. Per-class scores, the confusion matrix and calibration are in `eval_test.json`.",
+        "",
+    ]
     lines += ["## Training", "", *_settings_table(row["hyperparameters"], marker), ""]
     lines += ["The full resolved configuration is in `config.yaml`, one line per epoch in `metrics.jsonl`.", ""]
     lines += _usage(folder.name)
@@ -137,35 +170,70 @@ def render_model_card(model_dir: str | Path) -> str:
         lines += [f"## Labels ({len(labels)})", "", ", ".join(f"`{name}`" for name in labels), ""]
     from textkd import __version__
 
-    lines += [f"*Written by textkd {__version__} from the files in this folder; `textkd card {folder.name}` writes "
-              "it again.*", ""]
+    lines += [
+        f"*Written by textkd {__version__} from the files in this folder; `textkd card {folder.name}` writes "
+        "it again.*",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def _front_matter(role: str) -> list[str]:
     """The YAML header the Hugging Face Hub reads (library, task, tags, metrics)."""
     tags = ["textkd", "text-classification"] + (["knowledge-distillation"] if role == "student" else [])
-    return ["---", "library_name: textkd", "pipeline_tag: text-classification", "tags:", *(f"- {t}" for t in tags),
-            "metrics:", "- accuracy", "- f1", "---", ""]
+    return [
+        "---",
+        "library_name: textkd",
+        "pipeline_tag: text-classification",
+        "tags:",
+        *(f"- {t}" for t in tags),
+        "metrics:",
+        "- accuracy",
+        "- f1",
+        "---",
+        "",
+    ]
 
 
 def _usage(name: str) -> list[str]:
-    return ["## Use", "", "```bash", "pip install textkd", f'textkd predict {name} "your text here"', "```", "",
-            "```python", "import textkd  # registers the textkd model classes with transformers",
-            "from transformers import pipeline", "", f'classify = pipeline("text-classification", model="{name}")',
-            'print(classify("your text here"))', "```", ""]
+    return [
+        "## Use",
+        "",
+        "```bash",
+        "pip install textkd",
+        f'textkd predict {name} "your text here"',
+        "```",
+        "",
+        "```python",
+        "import textkd  # registers the textkd model classes with transformers",
+        "from transformers import pipeline",
+        "",
+        f'classify = pipeline("text-classification", model="{name}")',
+        'print(classify("your text here"))',
+        "```",
+        "",
+    ]
 
 
-def _summary(role: str, marker: dict[str, Any], row: dict[str, Any], dataset: str, classes: int,
-             teacher_dir: Path | None, teacher_marker: dict[str, Any]) -> str:
+def _summary(
+    role: str,
+    marker: dict[str, Any],
+    row: dict[str, Any],
+    dataset: str,
+    classes: int,
+    teacher_dir: Path | None,
+    teacher_marker: dict[str, Any],
+) -> str:
     size = f"{_int(row['params'])} parameters, {row['size_mb']:.1f} MiB"
     what = f"{classes} classes" if classes else "its classes"
     if role == "teacher":
         backbone = marker.get("backbone") or row["hyperparameters"].get("backbone") or "a"
         how = "trained from scratch" if backbone == "scratch" else "fine-tuned"
-        return (f"A text classifier {how} with textkd on **{dataset}** ({what}): the `{backbone}` backbone "
-                f"with {row['hyperparameters'].get('pooling') or 'mean'} pooling and a classification head "
-                f"({size}). It is a teacher for distillation into smaller students.")
+        return (
+            f"A text classifier {how} with textkd on **{dataset}** ({what}): the `{backbone}` backbone "
+            f"with {row['hyperparameters'].get('pooling') or 'mean'} pooling and a classification head "
+            f"({size}). It is a teacher for distillation into smaller students."
+        )
     method = marker.get("method") or row["hyperparameters"].get("method") or "none"
     preset = marker.get("preset") or row["hyperparameters"].get("preset")
     text = f"A `{preset}` student ({size}) trained with textkd on **{dataset}** ({what}) by "
@@ -216,8 +284,10 @@ def _settings_table(hyper: dict[str, Any], marker: dict[str, Any]) -> list[str]:
         lines.append(f"| {name} | {value} |")
     transfer = marker.get("transfer_set") or {}
     if transfer.get("teacher_labelled_rows"):
-        lines.append(f"| transfer set | {_int(transfer['labelled_rows'])} labelled rows + "
-                     f"{_int(transfer['teacher_labelled_rows'])} texts labelled by the teacher |")
+        lines.append(
+            f"| transfer set | {_int(transfer['labelled_rows'])} labelled rows + "
+            f"{_int(transfer['teacher_labelled_rows'])} texts labelled by the teacher |"
+        )
     return lines
 
 

@@ -59,9 +59,7 @@ def classification_metrics(
     prob_array = None if probs is None else _as_array(probs, np.float64)
     names = _label_names(label_names, y_true, y_pred, prob_array)
     labels = list(range(len(names)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     out: dict[str, Any] = {
         "num_examples": int(len(y_true)),
         "accuracy": float(accuracy_score(y_true, y_pred)),

@@ -49,17 +49,31 @@ def accuracy_vs_latency(rows: list[dict[str, Any]]) -> bytes:
     for row in (r for r in rows if r.get("latency_p50_ms")):
         teacher = row["role"] == "teacher"
         color = _TEACHER_COLOR if teacher else _color(students.index(row["student"]))
-        ax.scatter(row["latency_p50_ms"], row["accuracy"] * 100, s=30 + 6 * row["size_mb"], alpha=0.7,
-                   color=color, marker=_MARKERS.get(row.get("method"), "o"), edgecolors="black", linewidths=0.5)
-        ax.annotate(row["name"], (row["latency_p50_ms"], row["accuracy"] * 100), fontsize=8,
-                    xytext=(6, 4), textcoords="offset points")
+        ax.scatter(
+            row["latency_p50_ms"],
+            row["accuracy"] * 100,
+            s=30 + 6 * row["size_mb"],
+            alpha=0.7,
+            color=color,
+            marker=_MARKERS.get(row.get("method"), "o"),
+            edgecolors="black",
+            linewidths=0.5,
+        )
+        ax.annotate(
+            row["name"],
+            (row["latency_p50_ms"], row["accuracy"] * 100),
+            fontsize=8,
+            xytext=(6, 4),
+            textcoords="offset points",
+        )
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     # A narrow range may hold no power of ten: label minor ticks too (only 2s and 5s over wider ranges).
     latencies = [r["latency_p50_ms"] for r in rows if r.get("latency_p50_ms")]
     narrow = bool(latencies) and max(latencies) < 4 * min(latencies)
-    ax.xaxis.set_minor_formatter(FuncFormatter(
-        lambda value, _: f"{value:g}" if narrow or f"{value:.0e}"[0] in "25" else ""))
+    ax.xaxis.set_minor_formatter(
+        FuncFormatter(lambda value, _: f"{value:g}" if narrow or f"{value:.0e}"[0] in "25" else "")
+    )
     ax.set_xlabel("CPU latency p50, 1 thread, batch 1 (ms, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Accuracy vs latency (marker size = MB)")

@@ -54,8 +54,12 @@ def build_report(run_dir: str | Path) -> dict[str, Path]:
     figures = draw_figures(results)
     for key, (_, png) in figures.items():
         atomic_write_bytes(run_dir / PLOTS_DIR / f"{key}.png", png)
-    paths = {"results": run_dir / RESULTS, "markdown": run_dir / REPORT_MD, "html": run_dir / REPORT_HTML,
-             "plots": run_dir / PLOTS_DIR}
+    paths = {
+        "results": run_dir / RESULTS,
+        "markdown": run_dir / REPORT_MD,
+        "html": run_dir / REPORT_HTML,
+        "plots": run_dir / PLOTS_DIR,
+    }
     atomic_write_json(paths["results"], results)
     atomic_write_text(paths["markdown"], render_markdown(results, figures))
     atomic_write_text(paths["html"], render_html(results, figures))
@@ -74,22 +78,32 @@ def collect_results(run_dir: str | Path) -> dict[str, Any]:
     teacher_dir = _resolve(run_dir, manifest.get("teacher_dir", "teacher"))
     entries = manifest.get("students") or _scan_students(run_dir)
     if not is_evaluated(teacher_dir) and not any(is_evaluated(_resolve(run_dir, e["dir"])) for e in entries):
-        raise TextkdError("the run folder holds no evaluated model yet", path=run_dir,
-                          hint="run `textkd run` first (a model counts once eval_test.json exists)")
+        raise TextkdError(
+            "the run folder holds no evaluated model yet",
+            path=run_dir,
+            hint="run `textkd run` first (a model counts once eval_test.json exists)",
+        )
     teacher = _model_row(run_dir, teacher_dir, "teacher", "teacher")
-    students = [_model_row(run_dir, _resolve(run_dir, e["dir"]), e["name"], "student", e.get("student"),
-                           e.get("method")) for e in entries]
+    students = [
+        _model_row(run_dir, _resolve(run_dir, e["dir"]), e["name"], "student", e.get("student"), e.get("method"))
+        for e in entries
+    ]
     missing = [row["name"] for row in students if row.get("missing")]
     students = [row for row in students if not row.get("missing")]
     teacher = None if teacher.get("missing") else teacher
     _add_ratios(teacher, students)
     _add_kd_gain(students)
-    first = _read_json(next(d for d in [teacher_dir] + [_resolve(run_dir, e["dir"]) for e in entries]
-                            if is_evaluated(d)) / EVAL_TEST)
+    first = _read_json(
+        next(d for d in [teacher_dir] + [_resolve(run_dir, e["dir"]) for e in entries] if is_evaluated(d)) / EVAL_TEST
+    )
     return {
         "name": manifest.get("name", run_dir.name),
-        "dataset": {"name": first.get("dataset"), "notes": first.get("notes"),
-                    "partial": bool(first.get("partial_train")), "test_rows": first.get("rows")},
+        "dataset": {
+            "name": first.get("dataset"),
+            "notes": first.get("notes"),
+            "partial": bool(first.get("partial_train")),
+            "test_rows": first.get("rows"),
+        },
         "machine": _machine(run_dir, manifest, teacher, students),
         "seed": _seed(teacher_dir, entries, run_dir),
         "epochs": {row["name"]: row["epochs"] for row in [teacher, *students] if row},
@@ -114,21 +128,36 @@ def model_summary(model_dir: str | Path, role: str) -> dict[str, Any]:
     return _model_row(model_dir.parent, model_dir, model_dir.name, role, marker.get("preset"), marker.get("method"))
 
 
-def _model_row(run_dir: Path, model_dir: Path, name: str, role: str, student: str | None = None,
-               method: str | None = None) -> dict[str, Any]:
+def _model_row(
+    run_dir: Path, model_dir: Path, name: str, role: str, student: str | None = None, method: str | None = None
+) -> dict[str, Any]:
     if not is_evaluated(model_dir):
         return {"name": name, "missing": True}
     evaluation = _read_json(model_dir / EVAL_TEST)
     marker = _read_json(model_dir / "textkd_model.json")
-    curve = [[int(r["epoch"]), float(r["val_macro_f1"])] for r in read_jsonl(model_dir / "metrics.jsonl")
-             if "val_macro_f1" in r]
+    curve = [
+        [int(r["epoch"]), float(r["val_macro_f1"])]
+        for r in read_jsonl(model_dir / "metrics.jsonl")
+        if "val_macro_f1" in r
+    ]
     config = _read_yaml(model_dir / "config.yaml")
-    row = {"name": name, "role": role, "student": student, "preset": marker.get("preset"), "method": method,
-           "dir": _relative(model_dir, run_dir), "accuracy": evaluation["accuracy"], "macro_f1": evaluation["macro_f1"],
-           "agreement_with_teacher": 1.0 if role == "teacher" else evaluation.get("agreement_with_teacher"),
-           "params": _count_params(model_dir), "size_mb": round(_size_mb(model_dir), 3),
-           "epochs": len(curve) or None, "best_epoch": max(curve, key=lambda p: p[1])[0] if curve else None,
-           "learning_curve": curve, "hyperparameters": _hyperparameters(config, role)}
+    row = {
+        "name": name,
+        "role": role,
+        "student": student,
+        "preset": marker.get("preset"),
+        "method": method,
+        "dir": _relative(model_dir, run_dir),
+        "accuracy": evaluation["accuracy"],
+        "macro_f1": evaluation["macro_f1"],
+        "agreement_with_teacher": 1.0 if role == "teacher" else evaluation.get("agreement_with_teacher"),
+        "params": _count_params(model_dir),
+        "size_mb": round(_size_mb(model_dir), 3),
+        "epochs": len(curve) or None,
+        "best_epoch": max(curve, key=lambda p: p[1])[0] if curve else None,
+        "learning_curve": curve,
+        "hyperparameters": _hyperparameters(config, role),
+    }
     row.update(bench_summary(_read_json(model_dir / BENCH)))
     row["export"] = export_summary(_read_json(model_dir / EXPORT_DIRNAME / EXPORT))
     row["drift"] = bool(row["export"] and row["export"]["drift"])
@@ -141,8 +170,12 @@ def bench_summary(bench: dict[str, Any] | None) -> dict[str, Any]:
     `latency_p50_ms`: PyTorch, 1 thread, batch 1; `latency_p50_ms_by_backend`: the same for every backend;
     `throughput_per_s`: PyTorch texts/s, the best thread setting; `bench`: every measurement as written.
     """
-    out: dict[str, Any] = {"latency_p50_ms": None, "latency_p50_ms_by_backend": {}, "throughput_per_s": None,
-                           "bench": None}
+    out: dict[str, Any] = {
+        "latency_p50_ms": None,
+        "latency_p50_ms_by_backend": {},
+        "throughput_per_s": None,
+        "bench": None,
+    }
     rows = [r for r in (bench or {}).get("results", []) if isinstance(r, dict)]
     if not rows:
         return out
@@ -164,9 +197,15 @@ def export_summary(export: dict[str, Any] | None) -> dict[str, Any] | None:
     fp32, int8 = export.get("fp32") or {}, export.get("int8") or {}
     agreement = int8.get("argmax_agreement") if isinstance(int8, dict) else None
     drift = bool(export.get("drift")) or (agreement is not None and agreement < MIN_INT8_AGREEMENT)
-    return {"max_abs_diff": fp32.get("max_abs_diff"), "int8_agreement": agreement, "drift": drift,
-            "drift_reasons": export.get("drift_reasons") or [], "accuracy": export.get("accuracy"),
-            "parity_rows": export.get("parity_rows"), "files_mb": export.get("files")}
+    return {
+        "max_abs_diff": fp32.get("max_abs_diff"),
+        "int8_agreement": agreement,
+        "drift": drift,
+        "drift_reasons": export.get("drift_reasons") or [],
+        "accuracy": export.get("accuracy"),
+        "parity_rows": export.get("parity_rows"),
+        "files_mb": export.get("files"),
+    }
 
 
 def _add_ratios(teacher: dict[str, Any] | None, students: list[dict[str, Any]]) -> None:
@@ -174,8 +213,9 @@ def _add_ratios(teacher: dict[str, Any] | None, students: list[dict[str, Any]]) 
     for row in ([teacher] if teacher else []) + students:
         by_backend = teacher["latency_p50_ms_by_backend"] if teacher else {}
         row["speedup"] = _ratio(teacher and teacher["latency_p50_ms"], row["latency_p50_ms"])
-        row["speedup_by_backend"] = {name: _ratio(by_backend.get(name), p50)
-                                     for name, p50 in row["latency_p50_ms_by_backend"].items()}
+        row["speedup_by_backend"] = {
+            name: _ratio(by_backend.get(name), p50) for name, p50 in row["latency_p50_ms_by_backend"].items()
+        }
         row["compression"] = _ratio(teacher and teacher["params"], row["params"])
 
 
@@ -241,14 +281,17 @@ def _hyperparameters(config: dict[str, Any], role: str) -> dict[str, Any]:
         return {}
     section = config.get(role, {})
     train = section.get("train", {})
-    keep = ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "patience", "seed", "max_steps",
-            "ema_decay")
+    keep = ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "patience", "seed", "max_steps", "ema_decay")
     out = {"max_len": config.get("data", {}).get("max_len"), **{k: train.get(k) for k in keep}}
     if role == "teacher":
         out.update({k: section.get(k) for k in ("backbone", "pooling", "head", "dropout")})
     else:
-        out.update({k: section.get(k) for k in ("preset", "init", "num_layers", "hidden_size", "tokenizer",
-                                                "dropout", "encoder_dropout")})  # None: the preset's
+        out.update(
+            {
+                k: section.get(k)
+                for k in ("preset", "init", "num_layers", "hidden_size", "tokenizer", "dropout", "encoder_dropout")
+            }
+        )  # None: the preset's
         if section.get("embedding_init", "random") != "random":
             out["embedding_init"] = section["embedding_init"]
         distill = config.get("distill", {})
@@ -264,7 +307,7 @@ def _hyperparameters(config: dict[str, Any], role: str) -> dict[str, Any]:
 
 
 def _schedule_text(distill: dict[str, Any], method: str) -> str:
-    """"T linear 8 -> 1, alpha constant 0.7": the KD schedules a student was trained with."""
+    """ "T linear 8 -> 1, alpha constant 0.7": the KD schedules a student was trained with."""
     names = {"temperature": "T", "alpha": "alpha", "hidden_weight": "hidden"}
     if method == "soft":
         names.pop("hidden_weight")
@@ -301,8 +344,21 @@ def draw_figures(results: dict[str, Any]) -> dict[str, tuple[str, bytes]]:
     return figures
 
 
-COLUMNS = ["model", "accuracy %", "macro-F1 %", "agreement %", "params", "MB", "latency ms", "int8 ms",
-           "texts/s", "speed-up", "compression", "KD gain (acc / F1 pts)", "export"]
+COLUMNS = [
+    "model",
+    "accuracy %",
+    "macro-F1 %",
+    "agreement %",
+    "params",
+    "MB",
+    "latency ms",
+    "int8 ms",
+    "texts/s",
+    "speed-up",
+    "compression",
+    "KD gain (acc / F1 pts)",
+    "export",
+]
 
 
 def table_rows(results: dict[str, Any]) -> list[tuple[list[str], bool]]:
@@ -310,13 +366,21 @@ def table_rows(results: dict[str, Any]) -> list[tuple[list[str], bool]]:
     out = []
     for row in [r for r in [results["teacher"], *results["students"]] if r]:
         gain = row.get("kd_gain")
-        cells = [row["name"], _pct(row["accuracy"]), _pct(row["macro_f1"]), _pct(row["agreement_with_teacher"]),
-                 f"{row['params']:,}" if row["params"] else "-", f"{row['size_mb']:.1f}",
-                 _num(row["latency_p50_ms"], 2), _num(row["latency_p50_ms_by_backend"].get("onnx-int8"), 2),
-                 _num(row["throughput_per_s"], 0), _times(row.get("speedup")),
-                 _times(row.get("compression")),
-                 f"{100 * gain['accuracy']:+.2f} / {100 * gain['macro_f1']:+.2f}" if gain else "-",
-                 _export_cell(row["export"])]
+        cells = [
+            row["name"],
+            _pct(row["accuracy"]),
+            _pct(row["macro_f1"]),
+            _pct(row["agreement_with_teacher"]),
+            f"{row['params']:,}" if row["params"] else "-",
+            f"{row['size_mb']:.1f}",
+            _num(row["latency_p50_ms"], 2),
+            _num(row["latency_p50_ms_by_backend"].get("onnx-int8"), 2),
+            _num(row["throughput_per_s"], 0),
+            _times(row.get("speedup")),
+            _times(row.get("compression")),
+            f"{100 * gain['accuracy']:+.2f} / {100 * gain['macro_f1']:+.2f}" if gain else "-",
+            _export_cell(row["export"]),
+        ]
         out.append((cells, row["drift"]))
     return out
 
@@ -349,14 +413,25 @@ def _export_cell(export: dict[str, Any] | None) -> str:
 def _facts(results: dict[str, Any]) -> list[tuple[str, str]]:
     machine = results["machine"]
     dataset = results["dataset"]
-    facts = [("dataset", f"{dataset['name']} ({dataset['test_rows']} test rows)"
-              + (" - PARTIAL training data" if dataset["partial"] else "")),
-             ("machine", f"{machine.get('platform')}; {machine.get('cpu')}; torch {machine.get('torch')}; "
-                         f"{machine.get('threads')} threads"),
-             ("seed", str(results["seed"])),
-             ("epochs (run)", ", ".join(f"{k} {v}" for k, v in results["epochs"].items()))]
-    drifts = [f"{r['name']}: {'; '.join(r['export']['drift_reasons']) or 'int8 agreement below 99%'}"
-              for r in [results["teacher"], *results["students"]] if r and r["drift"]]
+    facts = [
+        (
+            "dataset",
+            f"{dataset['name']} ({dataset['test_rows']} test rows)"
+            + (" - PARTIAL training data" if dataset["partial"] else ""),
+        ),
+        (
+            "machine",
+            f"{machine.get('platform')}; {machine.get('cpu')}; torch {machine.get('torch')}; "
+            f"{machine.get('threads')} threads",
+        ),
+        ("seed", str(results["seed"])),
+        ("epochs (run)", ", ".join(f"{k} {v}" for k, v in results["epochs"].items())),
+    ]
+    drifts = [
+        f"{r['name']}: {'; '.join(r['export']['drift_reasons']) or 'int8 agreement below 99%'}"
+        for r in [results["teacher"], *results["students"]]
+        if r and r["drift"]
+    ]
     if drifts:
         facts.append(("EXPORT DRIFT", " | ".join(drifts)))
     notes = dataset["notes"]
@@ -368,15 +443,19 @@ def _facts(results: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _hyper_lines(results: dict[str, Any]) -> list[str]:
-    return [f"{name}: " + ", ".join(f"{k}={v}" for k, v in params.items() if v is not None)
-            for name, params in results["hyperparameters"].items()]
+    return [
+        f"{name}: " + ", ".join(f"{k}={v}" for k, v in params.items() if v is not None)
+        for name, params in results["hyperparameters"].items()
+    ]
 
 
-_LEGEND = ("Latency: p50 of PyTorch on the CPU, 1 thread, batch 1 (int8: the int8 ONNX export, same setting). "
-           "Throughput: PyTorch texts/s, best thread setting. "
-           "Speed-up and compression (parameters) are relative to the teacher. KD gain: method minus `none` for "
-           "the same student. Exports marked DRIFT disagree with PyTorch beyond tolerance "
-           f"(or int8 argmax agreement < {MIN_INT8_AGREEMENT:.0%}).")
+_LEGEND = (
+    "Latency: p50 of PyTorch on the CPU, 1 thread, batch 1 (int8: the int8 ONNX export, same setting). "
+    "Throughput: PyTorch texts/s, best thread setting. "
+    "Speed-up and compression (parameters) are relative to the teacher. KD gain: method minus `none` for "
+    "the same student. Exports marked DRIFT disagree with PyTorch beyond tolerance "
+    f"(or int8 argmax agreement < {MIN_INT8_AGREEMENT:.0%})."
+)
 
 
 def render_markdown(results: dict[str, Any], figures: dict[str, tuple[str, bytes]]) -> str:
@@ -390,9 +469,13 @@ def render_markdown(results: dict[str, Any], figures: dict[str, tuple[str, bytes
     lines += ["", _LEGEND, "", "## Hyper-parameters", ""] + [f"- {line}" for line in _hyper_lines(results)]
     confusions = results["top_confusions"]
     if confusions:
-        lines += ["", f"## Largest confusions ({confusions['model']})", "", "| true | predicted | count |",
-                  "|---|---|---|"] + [f"| {c['true']} | {c['predicted']} | {c['count']} |"
-                                      for c in confusions["confusions"]]
+        lines += [
+            "",
+            f"## Largest confusions ({confusions['model']})",
+            "",
+            "| true | predicted | count |",
+            "|---|---|---|",
+        ] + [f"| {c['true']} | {c['predicted']} | {c['count']} |" for c in confusions["confusions"]]
     lines += [""] + [f"![{title}]({PLOTS_DIR}/{key}.png)" for key, (title, _) in figures.items()]
     return "\n".join(lines) + "\n"
 
@@ -415,30 +498,40 @@ def render_html(results: dict[str, Any], figures: dict[str, tuple[str, bytes]]) 
     head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
     body = []
     for index, (cells, drift) in enumerate(table_rows(results)):
-        tds = [f'<td class="drift">{esc(c)}</td>' if drift and i == len(cells) - 1 else f"<td>{esc(c)}</td>"
-               for i, c in enumerate(cells)]
+        tds = [
+            f'<td class="drift">{esc(c)}</td>' if drift and i == len(cells) - 1 else f"<td>{esc(c)}</td>"
+            for i, c in enumerate(cells)
+        ]
         cls = "teacher" if index == 0 and results["teacher"] else ("drift" if drift else "")
         body.append(f'<tr class="{cls}">' + "".join(tds) + "</tr>")
     hyper = "".join(f"<li>{esc(line)}</li>" for line in _hyper_lines(results))
-    images = "".join(f'<figure><img alt="{esc(title)}" src="data:image/png;base64,'
-                     f'{base64.b64encode(png).decode("ascii")}"><figcaption>{esc(title)}</figcaption></figure>'
-                     for title, png in figures.values())
+    images = "".join(
+        f'<figure><img alt="{esc(title)}" src="data:image/png;base64,'
+        f'{base64.b64encode(png).decode("ascii")}"><figcaption>{esc(title)}</figcaption></figure>'
+        for title, png in figures.values()
+    )
     title = esc(f"textkd report: {results['name']}")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-            f"<style>{_CSS}</style></head><body><h1>{title}</h1><dl>{facts}</dl>"
-            f'<table id="comparison"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            f'<p class="legend">{esc(_LEGEND)}</p>{_confusion_html(results)}<h2>Plots</h2>{images}'
-            f"<h2>Hyper-parameters</h2><ul>{hyper}</ul></body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<style>{_CSS}</style></head><body><h1>{title}</h1><dl>{facts}</dl>"
+        f'<table id="comparison"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        f'<p class="legend">{esc(_LEGEND)}</p>{_confusion_html(results)}<h2>Plots</h2>{images}'
+        f"<h2>Hyper-parameters</h2><ul>{hyper}</ul></body></html>\n"
+    )
 
 
 def _confusion_html(results: dict[str, Any]) -> str:
     confusions = results["top_confusions"]
     if not confusions or not confusions["confusions"]:
         return ""
-    rows = "".join(f"<tr><td>{html.escape(c['true'])}</td><td>{html.escape(c['predicted'])}</td>"
-                   f"<td>{c['count']}</td></tr>" for c in confusions["confusions"])
-    return (f"<h2>Largest confusions ({html.escape(confusions['model'])})</h2><table id=\"confusions\">"
-            f"<thead><tr><th>true</th><th>predicted</th><th>count</th></tr></thead><tbody>{rows}</tbody></table>")
+    rows = "".join(
+        f"<tr><td>{html.escape(c['true'])}</td><td>{html.escape(c['predicted'])}</td><td>{c['count']}</td></tr>"
+        for c in confusions["confusions"]
+    )
+    return (
+        f'<h2>Largest confusions ({html.escape(confusions["model"])})</h2><table id="confusions">'
+        f"<thead><tr><th>true</th><th>predicted</th><th>count</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 # -------------------------------------------------------------------------------------------- helpers
@@ -468,8 +561,14 @@ def _scan_students(run_dir: Path) -> list[dict[str, Any]]:
     for marker in sorted(run_dir.glob("students*/*/textkd_model.json")):
         info = _read_json(marker)
         student = info.get("preset", marker.parent.name)
-        entries.append({"name": f"{student} / {info.get('method')}", "student": student,
-                        "method": info.get("method"), "dir": str(marker.parent.relative_to(run_dir))})
+        entries.append(
+            {
+                "name": f"{student} / {info.get('method')}",
+                "student": student,
+                "method": info.get("method"),
+                "dir": str(marker.parent.relative_to(run_dir)),
+            }
+        )
     return entries
 
 

@@ -72,8 +72,11 @@ MIN_INT8_AGREEMENT = 0.99  # int8 argmax agreement with PyTorch below this is dr
 MAX_FP32_DIFF = 1e-3  # fp32 logits further than this from PyTorch mean a broken export
 PARITY_ROWS = 1000  # test texts checked by default (evenly spaced, so label-sorted files are covered)
 INPUT_NAMES = ["input_ids", "attention_mask"]
-DYNAMIC_AXES = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-                "logits": {0: "batch"}}
+DYNAMIC_AXES = {
+    "input_ids": {0: "batch", 1: "sequence"},
+    "attention_mask": {0: "batch", 1: "sequence"},
+    "logits": {0: "batch"},
+}
 FALLBACK_TEXTS = [
     "The stock market fell sharply this morning.",
     "I lost my card, can you block it?",
@@ -165,8 +168,11 @@ class OnnxBackend:
         self.folder = resolve_export_dir(export_dir)
         self.path = self.folder / VARIANTS[variant]
         if not self.path.is_file():
-            raise ModelLoadError(f"no {self.path.name} in the export folder", path=self.folder,
-                                 hint="export again with --int8" if variant == "int8" else "run `textkd export`")
+            raise ModelLoadError(
+                f"no {self.path.name} in the export folder",
+                path=self.folder,
+                hint="export again with --int8" if variant == "int8" else "run `textkd export`",
+            )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or 0  # 0: ONNX Runtime's default, one per physical core
         options.inter_op_num_threads = 1
@@ -179,8 +185,10 @@ class OnnxBackend:
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """(B, L) int64 ids and mask -> (B, C) float32 logits."""
-        feed = {"input_ids": input_ids.astype(np.int64, copy=False),
-                "attention_mask": attention_mask.astype(np.int64, copy=False)}
+        feed = {
+            "input_ids": input_ids.astype(np.int64, copy=False),
+            "attention_mask": attention_mask.astype(np.int64, copy=False),
+        }
         return self.session.run(["logits"], feed)[0]
 
 
@@ -190,8 +198,9 @@ def resolve_export_dir(path: str | Path) -> Path:
     for folder in (path, path / EXPORT_DIRNAME):
         if (folder / ONNX_FILE).is_file():
             return folder
-    raise ModelLoadError(f"no {ONNX_FILE} here or in {EXPORT_DIRNAME}/", path=path,
-                         hint=f"run `textkd export {path}` first")
+    raise ModelLoadError(
+        f"no {ONNX_FILE} here or in {EXPORT_DIRNAME}/", path=path, hint=f"run `textkd export {path}` first"
+    )
 
 
 def load_export_tokenizer(folder: str | Path) -> Any:
@@ -214,8 +223,9 @@ def read_labels(folder: str | Path) -> list[str]:
     if labels is None:
         id2label = (_read_json(folder / "config.json") or {}).get("id2label")
         if not id2label:
-            raise ModelLoadError(f"no {LABELS_FILE} (nor config.json id2label)", path=folder,
-                                 hint="export the model again")
+            raise ModelLoadError(
+                f"no {LABELS_FILE} (nor config.json id2label)", path=folder, hint="export the model again"
+            )
         labels = [id2label[str(i)] for i in range(len(id2label))]
     return [str(name) for name in labels]
 
@@ -260,8 +270,10 @@ class MaskedBiLSTM(_Module):
             for suffix in ("", "_reverse"):
                 width = lstm.input_size if layer == 0 else 2 * lstm.hidden_size
                 direction = nn.LSTM(width, lstm.hidden_size, batch_first=True)
-                weights = {f"{k}_l0": getattr(lstm, f"{k}_l{layer}{suffix}")
-                           for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+                weights = {
+                    f"{k}_l0": getattr(lstm, f"{k}_l{layer}{suffix}")
+                    for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                }
                 direction.load_state_dict(weights)
                 self.directions.append(direction)
 
@@ -354,13 +366,20 @@ def export_onnx(
     max_len = (marker.get("data") or {}).get("max_len") or 128
     parity = check_parity(model, out, texts, gold, max_len=max_len, reference_tokenizer=tokenizer)
     reasons = drift_reasons(parity)
-    info = {**_export_facts(model, marker, model_dir, out, opset, max_len), "parity_texts": source, **parity,
-            "drift": bool(reasons), "drift_reasons": reasons, "allow_drift": allow_drift,
-            "export_s": round(time.perf_counter() - started, 2)}
+    info = {
+        **_export_facts(model, marker, model_dir, out, opset, max_len),
+        "parity_texts": source,
+        **parity,
+        "drift": bool(reasons),
+        "drift_reasons": reasons,
+        "allow_drift": allow_drift,
+        "export_s": round(time.perf_counter() - started, 2),
+    }
     atomic_write_json(out / EXPORT_FILE, info)
     if reasons and not allow_drift:
-        raise ExportDriftError("; ".join(reasons), path=out,
-                               hint="use model.onnx (fp32), or pass --allow-drift to keep the export")
+        raise ExportDriftError(
+            "; ".join(reasons), path=out, hint="use model.onnx (fp32), or pass --allow-drift to keep the export"
+        )
     return info
 
 
@@ -370,12 +389,23 @@ def _export_facts(model, marker: dict, model_dir: Path, out: Path, opset: int, m
 
     from textkd.models.io import count_parameters
 
-    return {"format": 1, "model_dir": str(model_dir), "output_dir": str(out),
-            "source_sha256": weights_sha256(model_dir), "kind": marker.get("kind"), "preset": marker.get("preset"),
-            "method": marker.get("method"), "architecture": type(model).__name__, "graph": _graph_name(model),
-            "exporter": "torchscript", "opset": opset, "params": count_parameters(model), "max_len": max_len,
-            "files": {p.name: round(p.stat().st_size / 2**20, 4) for p in sorted(out.glob("*.onnx"))},
-            "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}}
+    return {
+        "format": 1,
+        "model_dir": str(model_dir),
+        "output_dir": str(out),
+        "source_sha256": weights_sha256(model_dir),
+        "kind": marker.get("kind"),
+        "preset": marker.get("preset"),
+        "method": marker.get("method"),
+        "architecture": type(model).__name__,
+        "graph": _graph_name(model),
+        "exporter": "torchscript",
+        "opset": opset,
+        "params": count_parameters(model),
+        "max_len": max_len,
+        "files": {p.name: round(p.stat().st_size / 2**20, 4) for p in sorted(out.glob("*.onnx"))},
+        "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+    }
 
 
 def _check_target(model_dir: Path, out: Path, opset: int) -> None:
@@ -383,11 +413,15 @@ def _check_target(model_dir: Path, out: Path, opset: int) -> None:
         raise ConfigError(f"opset {opset} is not supported", hint=f"use {OPSETS.start} to {OPSETS.stop - 1}")
     source, target = model_dir.resolve(), out.resolve()
     if target == source or target in source.parents:
-        raise ConfigError("the export folder must not be the model folder or contain it", path=out,
-                          hint=f"use the default {model_dir / EXPORT_DIRNAME}")
+        raise ConfigError(
+            "the export folder must not be the model folder or contain it",
+            path=out,
+            hint=f"use the default {model_dir / EXPORT_DIRNAME}",
+        )
     if out.is_file() or (out.is_dir() and any(out.iterdir()) and not (out / ONNX_FILE).is_file()):
-        raise ConfigError("the export folder exists and is not an earlier export", path=out,
-                          hint="choose an empty or new folder")
+        raise ConfigError(
+            "the export folder exists and is not an earlier export", path=out, hint="choose an empty or new folder"
+        )
 
 
 def _write_folder(model, tokenizer, marker: dict, out: Path, *, int8: bool, opset: int, source: Path) -> None:
@@ -402,8 +436,14 @@ def _write_folder(model, tokenizer, marker: dict, out: Path, *, int8: bool, opse
         config = model.config
         atomic_write_json(staging / LABELS_FILE, [config.id2label[i] for i in range(len(config.id2label))])
         files = sorted({p.name for p in staging.iterdir()} | {MARKER, EXPORT_FILE})
-        export = {"format": "onnx", "opset": opset, "int8": int8, "source": str(source), "inputs": INPUT_NAMES,
-                  "output": "logits"}
+        export = {
+            "format": "onnx",
+            "opset": opset,
+            "int8": int8,
+            "source": str(source),
+            "inputs": INPUT_NAMES,
+            "output": "logits",
+        }
         atomic_write_json(staging / MARKER, {**marker, "files": files, "export": export})
         if out.exists():
             shutil.rmtree(out)
@@ -430,8 +470,16 @@ def trace_to_onnx(model: nn.Module, path: str | Path, *, opset: int = 17) -> Non
     context = eager_attention(model.config.encoder) if is_bert else contextlib.nullcontext()
     with context, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
-        torch.onnx.export(exportable(model), (input_ids, attention_mask), str(path), input_names=INPUT_NAMES,
-                          output_names=["logits"], dynamic_axes=DYNAMIC_AXES, opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            exportable(model),
+            (input_ids, attention_mask),
+            str(path),
+            input_names=INPUT_NAMES,
+            output_names=["logits"],
+            dynamic_axes=DYNAMIC_AXES,
+            opset_version=opset,
+            dynamo=False,
+        )
     model.eval()
 
 
@@ -467,7 +515,10 @@ def weights_sha256(model_dir: str | Path) -> str | None:
 
 
 def ensure_export(
-    model_dir: str | Path, output_dir: str | Path | None = None, *, int8: bool = True,
+    model_dir: str | Path,
+    output_dir: str | Path | None = None,
+    *,
+    int8: bool = True,
     parity_texts: list[str] | None = None,
 ) -> Path:
     """An export folder for `model_dir`: the folder itself if it is one, an up-to-date export, or a new one.
@@ -552,8 +603,11 @@ def check_parity(
     for name, key in (("onnx", "fp32"), ("onnx-int8", "int8")):
         if name in logits:
             diff = np.abs(logits[name] - logits["torch"])  # (N, C)
-            result[key] = {"max_abs_diff": float(diff.max(initial=0.0)), "mean_abs_diff": float(diff.mean()),
-                           "argmax_agreement": argmax_agreement(logits[name], logits["torch"])}
+            result[key] = {
+                "max_abs_diff": float(diff.max(initial=0.0)),
+                "mean_abs_diff": float(diff.mean()),
+                "argmax_agreement": argmax_agreement(logits[name], logits["torch"]),
+            }
     if gold is not None and (gold >= 0).any():
         known = gold >= 0
         result["accuracy"] = {k: float((v.argmax(-1)[known] == gold[known]).mean()) for k, v in logits.items()}
@@ -573,8 +627,10 @@ def drift_reasons(parity: dict[str, Any]) -> list[str]:
         reasons.append(f"fp32 ONNX logits differ from PyTorch by up to {fp32['max_abs_diff']:.2g}")
     int8 = parity.get("int8")
     if int8 is not None and int8["argmax_agreement"] < MIN_INT8_AGREEMENT:
-        reasons.append(f"int8 predictions agree with PyTorch on {int8['argmax_agreement']:.1%} of "
-                       f"{parity['parity_rows']} texts (< {MIN_INT8_AGREEMENT:.0%})")
+        reasons.append(
+            f"int8 predictions agree with PyTorch on {int8['argmax_agreement']:.1%} of "
+            f"{parity['parity_rows']} texts (< {MIN_INT8_AGREEMENT:.0%})"
+        )
     return reasons
 
 
@@ -586,8 +642,9 @@ def encode_batches(
     batches = []
     for start in range(0, len(texts), batch_size):
         rows = order[start : start + batch_size]
-        enc = tokenizer([texts[i] for i in rows], truncation=True, max_length=max_len, padding=True,
-                        return_tensors="np")
+        enc = tokenizer(
+            [texts[i] for i in rows], truncation=True, max_length=max_len, padding=True, return_tensors="np"
+        )
         batches.append((rows, enc["input_ids"].astype(np.int64), enc["attention_mask"].astype(np.int64)))
     return batches
 
@@ -611,8 +668,9 @@ def _torch_logits(model: nn.Module, batches, rows: int) -> np.ndarray:
 
 def _same_ids(reference_tokenizer: Any, batches, texts: list[str], max_len: int) -> bool:
     for rows, ids, _ in batches:
-        enc = reference_tokenizer([texts[i] for i in rows], truncation=True, max_length=max_len, padding=True,
-                                  return_tensors="np")
+        enc = reference_tokenizer(
+            [texts[i] for i in rows], truncation=True, max_length=max_len, padding=True, return_tensors="np"
+        )
         if enc["input_ids"].shape != ids.shape or not (enc["input_ids"] == ids).all():
             return False
     return True

@@ -187,8 +187,9 @@ def _same_names(*names: str, **renamed: str) -> dict[str, str]:
 
 
 def _ce() -> LossTerm:
-    return LossTerm(LF.cross_entropy, _same_names("student_logits", "labels", normalizer="label_count"),
-                    optional=("normalizer",))
+    return LossTerm(
+        LF.cross_entropy, _same_names("student_logits", "labels", normalizer="label_count"), optional=("normalizer",)
+    )
 
 
 KD_LOSSES = ("kl", "mse")
@@ -198,8 +199,10 @@ def _kd(cfg: DistillConfig) -> LossTerm:
     inputs = _same_names("student_logits", "teacher_logits")
     if cfg.kd_loss == "mse":
         if cfg.temperature_schedule != "constant":
-            raise ConfigError("distill.kd_loss=mse has no temperature to schedule",
-                              hint="leave distill.temperature_schedule at constant, or use distill.kd_loss=kl")
+            raise ConfigError(
+                "distill.kd_loss=mse has no temperature to schedule",
+                hint="leave distill.temperature_schedule at constant, or use distill.kd_loss=kl",
+            )
         return LossTerm(LF.kd_logit_mse, inputs)
     if cfg.kd_loss != "kl":
         close = difflib.get_close_matches(str(cfg.kd_loss), KD_LOSSES, n=1, cutoff=0.4)

@@ -27,8 +27,9 @@ def _temperature(temperature: float | Tensor, like: Tensor) -> Tensor:
     return value
 
 
-def cross_entropy(student_logits: Tensor, labels: Tensor, normalizer: Tensor | float | None = None,
-                  label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy(
+    student_logits: Tensor, labels: Tensor, normalizer: Tensor | float | None = None, label_smoothing: float = 0.0
+) -> Tensor:
     """Cross-entropy of the student against gold labels, averaged over the batch's labelled rows.
 
     Args:
@@ -51,8 +52,9 @@ def cross_entropy(student_logits: Tensor, labels: Tensor, normalizer: Tensor | f
         0.693...
     """
     # A sum over labelled rows, 0 for a batch without any (F.cross_entropy's mean would be NaN); no host sync.
-    total = F.cross_entropy(student_logits.float(), labels, reduction="sum", ignore_index=-100,
-                            label_smoothing=label_smoothing)
+    total = F.cross_entropy(
+        student_logits.float(), labels, reduction="sum", ignore_index=-100, label_smoothing=label_smoothing
+    )
     if normalizer is None:
         normalizer = (labels != -100).sum()
     # Without labelled rows `total` is 0, so the clamp only keeps 0 / 0 from being NaN.

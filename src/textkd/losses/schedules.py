@@ -84,8 +84,10 @@ def distill_schedules(cfg: DistillConfig) -> dict[str, Schedule]:
         if kind not in SCHEDULE_KINDS:
             raise ConfigError(f"unknown distill.{kind_key} {kind!r}", hint=f"use one of {', '.join(SCHEDULE_KINDS)}")
         if kind != "constant" and end is None:
-            raise ConfigError(f"distill.{kind_key} is {kind!r} but distill.{end_key} is not set",
-                              hint=f"give the value at the last step, e.g. --kd.{end_key.replace('_', '-')} 1.0")
+            raise ConfigError(
+                f"distill.{kind_key} is {kind!r} but distill.{end_key} is not set",
+                hint=f"give the value at the last step, e.g. --kd.{end_key.replace('_', '-')} 1.0",
+            )
         end = start if kind == "constant" or end is None else end
         for key, value in ((start_key, start), (end_key, end)):
             _check_range(name, key, value)

@@ -74,8 +74,9 @@ class MicroBatcher:
         >>> probs = await batcher.submit(["hello", "world"])  # doctest: +SKIP
     """
 
-    def __init__(self, predict: Callable[[list[str]], np.ndarray], *, max_batch: int = 64,
-                 max_wait_ms: float = 5.0) -> None:
+    def __init__(
+        self, predict: Callable[[list[str]], np.ndarray], *, max_batch: int = 64, max_wait_ms: float = 5.0
+    ) -> None:
         self._predict = predict
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000
@@ -165,10 +166,14 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    texts: list[str] = Field(min_length=1, description="Texts to classify (at most max_texts, each at most "
-                             "max_chars characters).", examples=[["how do I top up my card?"]])
-    top_k: int = Field(3, ge=1, description="Labels per text, by decreasing probability (at most the number of "
-                       "labels).")
+    texts: list[str] = Field(
+        min_length=1,
+        description="Texts to classify (at most max_texts, each at most max_chars characters).",
+        examples=[["how do I top up my card?"]],
+    )
+    top_k: int = Field(
+        3, ge=1, description="Labels per text, by decreasing probability (at most the number of labels)."
+    )
 
 
 class LabelScore(BaseModel):
@@ -201,8 +206,9 @@ class ApiError(Exception):
         self.status, self.message, self.detail = status, message, detail
 
 
-def error_response(status: int, message: str, detail: list[dict[str, Any]] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, detail: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """The one shape of every error: {"error": one line, "status": code, "detail": [...] when validation failed}."""
     body: dict[str, Any] = {"error": message, "status": status}
     if detail is not None:
@@ -255,8 +261,7 @@ def create_app(
     from textkd.predictor import Predictor
 
     limits = ServeLimits(max_texts, max_chars, max_body_bytes, max_batch, max_wait_ms)
-    predictor = Predictor(model_dir, backend=backend, batch_size=max_batch, trust_pickle=trust_pickle,
-                          threads=threads)
+    predictor = Predictor(model_dir, backend=backend, batch_size=max_batch, trust_pickle=trust_pickle, threads=threads)
     if threads and predictor.backend.name == "torch":
         import torch
 
@@ -269,8 +274,12 @@ def create_app(
         yield
         batcher.close()
 
-    app = FastAPI(title="textkd", summary=f"Text classification with {Path(model_dir).name}",
-                  version=_version(), lifespan=lifespan)
+    app = FastAPI(
+        title="textkd",
+        summary=f"Text classification with {Path(model_dir).name}",
+        version=_version(),
+        lifespan=lifespan,
+    )
     app.state.textkd = state
     app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
@@ -343,11 +352,14 @@ def _replay(body: bytes, receive: Callable) -> Callable:
 # ------------------------------------------------------------------------------------------ routes
 
 router = APIRouter()
-_ERRORS = {413: {"model": ErrorResponse, "description": "Body, texts or a text too large"},
-           422: {"model": ErrorResponse, "description": "Malformed JSON, wrong types, empty texts, bad top_k"}}
+_ERRORS = {
+    413: {"model": ErrorResponse, "description": "Body, texts or a text too large"},
+    422: {"model": ErrorResponse, "description": "Malformed JSON, wrong types, empty texts, bad top_k"},
+}
 # The body is read and validated by hand (size first, then JSON), so its schema is declared here for the docs.
-_BODY_DOC = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": PredictRequest.model_json_schema()}}}}
+_BODY_DOC = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": PredictRequest.model_json_schema()}}}
+}
 
 
 @router.post("/predict", response_model=PredictResponse, responses=_ERRORS, openapi_extra=_BODY_DOC)
@@ -358,9 +370,14 @@ async def predict(request: Request) -> JSONResponse:
     body = parse_request(await request.body(), state.limits, len(state.predictor.labels))
     probs = await state.batcher.submit(body.texts)  # (N, C)
     predictions = [{"labels": labels} for labels in top_k(probs, state.predictor.labels, body.top_k)]
-    return JSONResponse({"model": state.model, "backend": state.predictor.backend.name,
-                         "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-                         "predictions": predictions})
+    return JSONResponse(
+        {
+            "model": state.model,
+            "backend": state.predictor.backend.name,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "predictions": predictions,
+        }
+    )
 
 
 @router.get("/health")
@@ -368,9 +385,15 @@ async def health(request: Request) -> dict[str, Any]:
     """Liveness and what is served: model, backend, label count, limits, batching counters."""
     state: ServiceState = request.app.state.textkd
     batching = {"forward_passes": state.batcher.forward_passes, "texts": state.batcher.texts}
-    return {"status": "ok", "model": state.model, "backend": state.predictor.backend.name,
-            "labels": len(state.predictor.labels), "info": state.info, "limits": asdict(state.limits),
-            "batching": batching}
+    return {
+        "status": "ok",
+        "model": state.model,
+        "backend": state.predictor.backend.name,
+        "labels": len(state.predictor.labels),
+        "info": state.info,
+        "limits": asdict(state.limits),
+        "batching": batching,
+    }
 
 
 @router.get("/labels")
@@ -408,8 +431,7 @@ def parse_request(raw: bytes, limits: ServeLimits, num_labels: int) -> PredictRe
 def top_k(probs: np.ndarray, labels: list[str], k: int) -> list[list[dict[str, Any]]]:
     """For each row of (N, C) `probs`, the `k` best labels as [{"label", "score"}], best first."""
     best = np.argsort(-probs, axis=-1, kind="stable")[:, :k]  # (N, k)
-    return [[{"label": labels[j], "score": float(row[j])} for j in idx] for row, idx in zip(probs, best,
-                                                                                            strict=True)]
+    return [[{"label": labels[j], "score": float(row[j])} for j in idx] for row, idx in zip(probs, best, strict=True)]
 
 
 def _summary(err: ValidationError) -> str:
@@ -420,8 +442,10 @@ def _summary(err: ValidationError) -> str:
 
 def _details(errors: Any) -> list[dict[str, Any]]:
     """Validation errors without the offending input (it may be huge) or non-JSON context."""
-    return [{"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")),
-             "type": str(e.get("type", ""))} for e in errors]
+    return [
+        {"loc": [str(part) for part in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in errors
+    ]
 
 
 def _model_info(model_dir: Path) -> dict[str, Any]:
@@ -431,8 +455,12 @@ def _model_info(model_dir: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     data = info.get("data") or {}
-    facts = {"kind": info.get("kind"), "preset": info.get("preset"), "method": info.get("method"),
-             "dataset": data.get("name") if isinstance(data, dict) else None}
+    facts = {
+        "kind": info.get("kind"),
+        "preset": info.get("preset"),
+        "method": info.get("method"),
+        "dataset": data.get("name") if isinstance(data, dict) else None,
+    }
     return {k: v for k, v in facts.items() if v is not None}
 
 

@@ -45,8 +45,9 @@ class WeightAverage:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"decay must be in (0, 1), got {decay}")
         self.decay = decay
-        self.shadow = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()
-                       if tensor.is_floating_point()}
+        self.shadow = {
+            name: tensor.detach().clone() for name, tensor in model.state_dict().items() if tensor.is_floating_point()
+        }
 
     def decay_at(self, step: int) -> float:
         """The decay used by the update after optimiser step `step` (0-based)."""

@@ -132,8 +132,9 @@ def teacher_outputs(
         if found is not None:
             return found
     fields = ("logits", "pooled") if need_pooled else ("logits",)
-    values = forward_outputs(teacher, inputs, batch_size, device=device, fields=fields, prefix=prefix,
-                             autocast=autocast)
+    values = forward_outputs(
+        teacher, inputs, batch_size, device=device, fields=fields, prefix=prefix, autocast=autocast
+    )
     result = TeacherOutputs(logits=values["logits"], pooled=values.get("pooled"))
     if folder is not None:
         _write(folder, result)
@@ -157,8 +158,11 @@ def _write(folder: Path, outputs: TeacherOutputs) -> None:
     np.save(tmp / "logits.npy", outputs.logits)
     if outputs.pooled is not None:
         np.save(tmp / "pooled.npy", outputs.pooled)
-    meta = {"rows": int(outputs.logits.shape[0]), "classes": int(outputs.logits.shape[1]),
-            "pooled": outputs.pooled is not None}
+    meta = {
+        "rows": int(outputs.logits.shape[0]),
+        "classes": int(outputs.logits.shape[1]),
+        "pooled": outputs.pooled is not None,
+    }
     atomic_write_json(tmp / "meta.json", meta)
     old = folder.with_name(folder.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -228,15 +232,35 @@ def label_corpus(
         _create_arrays(folder, rows, classes, int(getattr(teacher, "pooled_size", 0) or 0) if need_pooled else None)
     if state:
         state.wait_for_everyone()
-    _label_chunks(teacher, tokenizer, texts_path, folder, rows, max_len=max_len, need_pooled=need_pooled,
-                  batch_size=batch_size, chunk_size=chunk_size, device=state.device if state else device,
-                  shard=(rank, world), progress=progress)
+    _label_chunks(
+        teacher,
+        tokenizer,
+        texts_path,
+        folder,
+        rows,
+        max_len=max_len,
+        need_pooled=need_pooled,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        device=state.device if state else device,
+        shard=(rank, world),
+        progress=progress,
+    )
     if state:
         state.wait_for_everyone()
     if rank == 0:
-        atomic_write_json(folder / "meta.json", {"rows": rows, "classes": classes, "pooled": need_pooled,
-                                                 "texts": str(texts_path), "texts_sha256": file_fingerprint(texts_path),
-                                                 "max_len": max_len, "processes": world})
+        atomic_write_json(
+            folder / "meta.json",
+            {
+                "rows": rows,
+                "classes": classes,
+                "pooled": need_pooled,
+                "texts": str(texts_path),
+                "texts_sha256": file_fingerprint(texts_path),
+                "max_len": max_len,
+                "processes": world,
+            },
+        )
     if state:
         state.wait_for_everyone()
     found = _read(folder, need_pooled)
@@ -253,8 +277,21 @@ def _create_arrays(folder: Path, rows: int, classes: int, width: int | None) -> 
         np.lib.format.open_memmap(folder / "pooled.npy", mode="w+", dtype=np.float32, shape=(rows, width))
 
 
-def _label_chunks(teacher, tokenizer, texts_path, folder: Path, rows: int, *, max_len: int, need_pooled: bool,
-                  batch_size: int, chunk_size: int, device, shard: tuple[int, int], progress: bool) -> None:
+def _label_chunks(
+    teacher,
+    tokenizer,
+    texts_path,
+    folder: Path,
+    rows: int,
+    *,
+    max_len: int,
+    need_pooled: bool,
+    batch_size: int,
+    chunk_size: int,
+    device,
+    shard: tuple[int, int],
+    progress: bool,
+) -> None:
     """Fill this process's chunks (every `world`-th, from `rank`) of the arrays `_create_arrays` made."""
     from textkd.data.corpus import iter_text_chunks
     from textkd.data.tokenize import encode
@@ -315,8 +352,12 @@ def concat_outputs(parts: list[TeacherOutputs], folder: str | Path, *, chunk_row
 
 
 def combine_teachers(
-    parts: list[TeacherOutputs], weights: list[float], temperature: float, folder: str | Path,
-    *, chunk_rows: int = 65536,
+    parts: list[TeacherOutputs],
+    weights: list[float],
+    temperature: float,
+    folder: str | Path,
+    *,
+    chunk_rows: int = 65536,
 ) -> TeacherOutputs:
     """One set of logits whose softened distribution is the weighted mean of several teachers' at T.
 
@@ -358,9 +399,17 @@ def combine_teachers(
         out[start : start + len(mixed)] = (temperature * np.log(np.maximum(mixed, 1e-30))).astype(np.float32)
     out.flush()
     del out
-    atomic_write_json(folder / "meta.json", {"rows": n, "classes": int(classes), "pooled": False,
-                                             "teachers": len(parts), "weights": w.tolist(),
-                                             "temperature": temperature})
+    atomic_write_json(
+        folder / "meta.json",
+        {
+            "rows": n,
+            "classes": int(classes),
+            "pooled": False,
+            "teachers": len(parts),
+            "weights": w.tolist(),
+            "temperature": temperature,
+        },
+    )
     found = _read(folder, False)
     assert found is not None
     return found

@@ -23,8 +23,14 @@ from textkd.utils import atomic_write_json
 STATE_FILE = "state.json"
 
 
-def save_checkpoint(path: str | Path, module: torch.nn.Module, optimizer, scheduler, state: dict[str, Any],
-                    extra: Callable[[Path], None] | None = None) -> None:
+def save_checkpoint(
+    path: str | Path,
+    module: torch.nn.Module,
+    optimizer,
+    scheduler,
+    state: dict[str, Any],
+    extra: Callable[[Path], None] | None = None,
+) -> None:
     """Write a complete checkpoint to `path` atomically; `extra(folder)` adds files (e.g. a weight average)."""
     path = Path(path)
     tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")

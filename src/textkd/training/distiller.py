@@ -105,11 +105,18 @@ class Distiller(Trainer):
         return dict(self.schedule_values)
 
     def compute_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
-        student = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                        output_hidden_states=self.needs_layers or None,
-                        output_attentions=self.needs_attentions or None)
-        inputs: dict[str, Any] = {"student_logits": student.logits, "labels": batch["labels"],
-                                  "label_count": batch.get("label_count"), "attention_mask": batch["attention_mask"]}
+        student = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            output_hidden_states=self.needs_layers or None,
+            output_attentions=self.needs_attentions or None,
+        )
+        inputs: dict[str, Any] = {
+            "student_logits": student.logits,
+            "labels": batch["labels"],
+            "label_count": batch.get("label_count"),
+            "attention_mask": batch["attention_mask"],
+        }
         if not self.needs_teacher:
             return self.loss(**inputs)
         inputs.update(self._teacher_inputs(batch))
@@ -139,9 +146,12 @@ class Distiller(Trainer):
     @torch.no_grad()
     def _run_teacher(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         prefix = self.teacher_prefix
-        out = self.teacher(input_ids=batch[f"{prefix}input_ids"], attention_mask=batch[f"{prefix}attention_mask"],
-                           output_hidden_states=self.needs_layers or None,
-                           output_attentions=self.needs_attentions or None)
+        out = self.teacher(
+            input_ids=batch[f"{prefix}input_ids"],
+            attention_mask=batch[f"{prefix}attention_mask"],
+            output_hidden_states=self.needs_layers or None,
+            output_attentions=self.needs_attentions or None,
+        )
         result: dict[str, Any] = {"teacher_logits": out.logits.float(), "teacher_pooled": out.pooled}
         student_layers = self.model.num_layers if self.needs_layers or self.needs_attentions else 0
         if self.needs_layers:
@@ -152,4 +162,3 @@ class Distiller(Trainer):
             # attentions have no embedding entry: student layer m (1-based) reads teacher layer mapping[m] - 1
             result["teacher_attentions"] = [out.attentions[i - 1] for i in mapping[1:]]
         return result
-

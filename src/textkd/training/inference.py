@@ -40,8 +40,10 @@ def forward_outputs(
     for indices in eval_batches(inputs.streams[prefix].lengths, batch_size):
         batch = inputs.batch(indices)
         with autocast() if autocast is not None else contextlib.nullcontext():
-            out = model(input_ids=batch[f"{prefix}input_ids"].to(device),
-                        attention_mask=batch[f"{prefix}attention_mask"].to(device))
+            out = model(
+                input_ids=batch[f"{prefix}input_ids"].to(device),
+                attention_mask=batch[f"{prefix}attention_mask"].to(device),
+            )
         pending.append((indices, {name: getattr(out, name).float() for name in fields}))
     for indices, values in pending:  # copy to the host once the device has all the work queued
         for name, tensor in values.items():

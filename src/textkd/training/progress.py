@@ -47,8 +47,7 @@ class TrainProgress:
 
     def start_epoch(self, epoch: int, steps: int) -> None:
         if self._progress is not None:
-            self._task = self._progress.add_task("train", total=steps, epoch=epoch, epochs=self.total_epochs,
-                                                 loss="-")
+            self._task = self._progress.add_task("train", total=steps, epoch=epoch, epochs=self.total_epochs, loss="-")
 
     def update_step(self, step: int, loss: float) -> None:
         if self._progress is not None and self._task is not None:
@@ -75,7 +74,13 @@ def rows_progress(description: str, total: int, *, enabled: bool = True):
     if not enabled:
         yield lambda n: None
         return
-    with Progress(TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True)) as progress:
+    with Progress(
+        TextColumn(f"[bold]{description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    ) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.update(task, advance=n)

@@ -175,8 +175,9 @@ class Trainer:
             state = self._restore(module, optimizer, scheduler) or state
         self._start_log(resume, state)
         if cfg.report_to:
-            acc.init_trackers("textkd", config=self.tracked_config(),
-                              init_kwargs={"wandb": {"name": self.output_dir.name}})
+            acc.init_trackers(
+                "textkd", config=self.tracked_config(), init_kwargs={"wandb": {"name": self.output_dir.name}}
+            )
         self.on_train_start()
         try:
             with TrainProgress(enabled=cfg.progress and acc.is_main_process, total_epochs=cfg.epochs) as bar:
@@ -228,8 +229,9 @@ class Trainer:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             # Rows logged after the restored checkpoint (a crash between the two writes) are dropped.
-            atomic_write_text(self.output_dir / METRICS_FILE,
-                              "".join(json.dumps(row, default=str) + "\n" for row in state.history))
+            atomic_write_text(
+                self.output_dir / METRICS_FILE, "".join(json.dumps(row, default=str) + "\n" for row in state.history)
+            )
         else:
             (self.output_dir / METRICS_FILE).unlink(missing_ok=True)
             remove_checkpoint(self.output_dir)  # never resume into a previous run's state later
@@ -246,9 +248,13 @@ class Trainer:
         # Global batches of batch_size x processes rows, each process taking its slice: N processes at batch
         # size B see exactly the batches (and, averaged, the gradients) of one process at batch size N x B.
         # A global batch with fewer rows than processes is dropped: every process takes one row or more of each.
-        global_batches = [batch for batch in epoch_batches(train.lengths, cfg.batch_size * acc.num_processes,
-                                                           seed=cfg.seed, epoch=state.epoch, bucket=cfg.bucket)
-                          if len(batch) >= acc.num_processes]
+        global_batches = [
+            batch
+            for batch in epoch_batches(
+                train.lengths, cfg.batch_size * acc.num_processes, seed=cfg.seed, epoch=state.epoch, bucket=cfg.bucket
+            )
+            if len(batch) >= acc.num_processes
+        ]
         batches = _shard(global_batches, acc.process_index, acc.num_processes)
         label_counts = _label_counts(global_batches, train.labels, acc.num_processes)
         if label_counts is not None:
@@ -281,8 +287,13 @@ class Trainer:
             sums["loss"] = sums.get("loss", 0.0) + out.total.detach().float()
             if cfg.report_to and acc.sync_gradients and state.global_step % cfg.log_every == 0:  # reading syncs
                 total = float(sums["loss"])
-                acc.log({"step/train_loss": (total - logged[0]) / (steps - logged[1]),
-                         "step/lr": scheduler.get_last_lr()[0]}, step=state.global_step)
+                acc.log(
+                    {
+                        "step/train_loss": (total - logged[0]) / (steps - logged[1]),
+                        "step/lr": scheduler.get_last_lr()[0],
+                    },
+                    step=state.global_step,
+                )
                 logged = (total, steps)
             if bar.enabled and steps % 25 == 0:  # reading the loss syncs with the device: only for a shown bar
                 bar.update_step(steps, float(sums["loss"]) / steps)
@@ -310,15 +321,23 @@ class Trainer:
         row.update({"best": improved, "wall_s": round(state.wall_s, 3)})
         state.history.append(row)
         if self.config.report_to:
-            acc.log({k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)},
-                    step=state.global_step)
+            acc.log(
+                {k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)},
+                step=state.global_step,
+            )
         if acc.is_main_process:
             append_jsonl(self.output_dir / METRICS_FILE, row)
             if improved:
                 with self.averaged_weights():
                     self.save_best()
-            save_checkpoint(self.output_dir / "checkpoint", acc.unwrap_model(module), optimizer, scheduler,
-                            asdict(state), extra=self.average.save if self.average is not None else None)
+            save_checkpoint(
+                self.output_dir / "checkpoint",
+                acc.unwrap_model(module),
+                optimizer,
+                scheduler,
+                asdict(state),
+                extra=self.average.save if self.average is not None else None,
+            )
         bar.end_epoch(row)
         acc.wait_for_everyone()
         if self.epoch_callback is not None:
@@ -335,28 +354,42 @@ class Trainer:
         save_model(self.accelerator.unwrap_model(self.model), self.tokenizer, self.output_dir, extra=self.save_info)
 
     def _restore(self, module, optimizer, scheduler) -> TrainState | None:
-        values = load_checkpoint(self.output_dir / "checkpoint", self.accelerator.unwrap_model(module),
-                                 optimizer, scheduler)
+        values = load_checkpoint(
+            self.output_dir / "checkpoint", self.accelerator.unwrap_model(module), optimizer, scheduler
+        )
         if values is None:
             return None
         if self.average is not None and not self.average.load(find_checkpoint(self.output_dir / "checkpoint")):
-            warnings.warn("the checkpoint holds no weight average (it was written without train.ema_decay): the "
-                          "average restarts from the restored weights", stacklevel=3)
+            warnings.warn(
+                "the checkpoint holds no weight average (it was written without train.ema_decay): the "
+                "average restarts from the restored weights",
+                stacklevel=3,
+            )
             self.average = WeightAverage(self.model, self.average.decay)
         return TrainState(**values)
 
     # ------------------------------------------------------------------ evaluation
     def predict_logits(self, inputs: ModelInputs) -> np.ndarray:
         """Logits (N, C) in input order, computed in length-sorted batches."""
-        outputs = forward_outputs(self.model, inputs, self.config.eval_batch_size, device=self.accelerator.device,
-                                  autocast=self.accelerator.autocast)
+        outputs = forward_outputs(
+            self.model,
+            inputs,
+            self.config.eval_batch_size,
+            device=self.accelerator.device,
+            autocast=self.accelerator.autocast,
+        )
         return outputs["logits"]
 
     def evaluate_inputs(self, inputs: ModelInputs) -> dict[str, Any]:
         logits = self.predict_logits(inputs)
         probs = softmax(logits)
-        return classification_metrics(inputs.labels, logits.argmax(-1), probs=probs, label_names=self.label_names,
-                                      out_of_scope_label=self.out_of_scope_label)
+        return classification_metrics(
+            inputs.labels,
+            logits.argmax(-1),
+            probs=probs,
+            label_names=self.label_names,
+            out_of_scope_label=self.out_of_scope_label,
+        )
 
 
 def _shard(batches: list[np.ndarray], rank: int, world: int) -> list[np.ndarray]:
@@ -411,8 +444,10 @@ def _check_trackers(names: list[str]) -> None:
     available = {str(tracker) for tracker in get_available_trackers()}
     missing = [name for name in names if name not in available]
     if missing:
-        raise ConfigError(f"train.report_to names {missing[0]}, which is not installed",
-                          hint=f"pip install {missing[0]}, or drop it from train.report_to")
+        raise ConfigError(
+            f"train.report_to names {missing[0]}, which is not installed",
+            hint=f"pip install {missing[0]}, or drop it from train.report_to",
+        )
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
