@@ -71,3 +71,17 @@ def write_results(name: str, payload: dict[str, Any], results_dir: str | Path | 
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     print(f"results -> {path}")
     return path
+
+
+# What the MiniLM scripts' records measure: the first tutorial's three jobs on banking77.
+MINILM_JOBS = {"dataset": "banking77", "teacher": "minilm-l6", "student": "tinybert-4l-312", "method": "soft and none"}
+
+
+def minilm_overrides(args: Any, **train: Any) -> dict[str, str]:
+    """The banking77 recipe's overrides shared by the MiniLM scripts: `args.data_dir` and `args.minilm`, no
+    progress bars and `args.precision`, plus `train` keys (e.g. epochs=1) for both the teacher and the student."""
+    train = {"progress": "false", "mixed_precision": args.precision, **train}
+    overrides = {"data.data_dir": args.data_dir, "teacher.backbone": args.minilm}
+    for role in ("teacher", "student"):
+        overrides.update({f"{role}.train.{key}": str(value) for key, value in train.items()})
+    return overrides

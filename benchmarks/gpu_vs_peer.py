@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, write_results  # noqa: E402
+from _common import MINILM_JOBS, machine, minilm_overrides, write_results  # noqa: E402
 
 import textkd  # noqa: E402
 from textkd.cli import quiet_transformers  # noqa: E402
@@ -36,28 +36,13 @@ JOBS = ("teacher", "student_kd", "student_nokd")
 
 
 def run_textkd(args) -> dict:
-    overrides = {
-        "data.data_dir": args.data_dir,
-        "teacher.backbone": args.minilm,
-        "teacher.train.progress": "false",
-        "student.train.progress": "false",
-        "teacher.train.mixed_precision": args.precision,
-        "student.train.mixed_precision": args.precision,
-        "output_dir": args.out,
-    }
+    overrides = {**minilm_overrides(args), "output_dir": args.out}
     if args.teacher_epochs:
         overrides["teacher.train.epochs"] = str(args.teacher_epochs)
     if args.student_epochs:
         overrides["student.train.epochs"] = str(args.student_epochs)
     if args.quick:
-        overrides.update(
-            {
-                "teacher.train.max_steps": "5",
-                "student.train.max_steps": "5",
-                "teacher.train.epochs": "1",
-                "student.train.epochs": "1",
-            }
-        )
+        overrides.update(minilm_overrides(args, max_steps=5, epochs=1))
     cfg = textkd.load_config("recipes/banking77.yaml", overrides)
     jobs = {}
     started = time.perf_counter()
@@ -194,10 +179,7 @@ def main() -> None:
     write_results(
         args.name,
         {
-            "dataset": "banking77",
-            "teacher": "minilm-l6",
-            "student": "tinybert-4l-312",
-            "method": "soft and none",
+            **MINILM_JOBS,
             "quick": args.quick,
             "repeats": args.repeats,
             "runs": runs,

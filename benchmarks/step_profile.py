@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, write_results  # noqa: E402
+from _common import MINILM_JOBS, machine, minilm_overrides, write_results  # noqa: E402
 
 import textkd  # noqa: E402
 from textkd.cli import quiet_transformers  # noqa: E402
@@ -99,18 +99,7 @@ def main() -> None:
     args = ap.parse_args()
     quiet_transformers()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    overrides = {
-        "data.data_dir": args.data_dir,
-        "teacher.backbone": args.minilm,
-        "teacher.train.progress": "false",
-        "student.train.progress": "false",
-        "teacher.train.mixed_precision": args.precision,
-        "student.train.mixed_precision": args.precision,
-        "teacher.train.epochs": "1",
-        "student.train.epochs": "1",
-        "teacher.train.max_steps": str(args.steps),
-        "student.train.max_steps": str(args.steps),
-    }
+    overrides = minilm_overrides(args, epochs=1, max_steps=args.steps)
     cfg = textkd.load_config("recipes/banking77.yaml", overrides)
     splits = textkd.load_data(cfg.data)
     out = Path(args.out)
@@ -133,10 +122,7 @@ def main() -> None:
     write_results(
         args.name,
         {
-            "dataset": "banking77",
-            "teacher": "minilm-l6",
-            "student": "tinybert-4l-312",
-            "method": "soft and none",
+            **MINILM_JOBS,
             "steps": args.steps,
             "precision": args.precision,
             "device": machine()["label"],

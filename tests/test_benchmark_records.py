@@ -62,6 +62,12 @@ def test_distill_grid_passes_resume_to_every_student(flag, tiny_splits, tmp_path
     assert [call["resume"] for call in calls] == [bool(flag)] * 2
 
 
+def _gpu_vs_peer_argv(tmp_path, name: str, *extra: str) -> list[str]:
+    """gpu_vs_peer.py's command line with dummy inputs, writing `<tmp_path>/<name>.json`."""
+    outputs = ["--out", str(tmp_path / "out"), "--results-dir", str(tmp_path), "--name", name]
+    return ["gpu_vs_peer.py", "--minilm", "m", "--data-dir", "d", *extra, *outputs]
+
+
 def test_gpu_vs_peer_repeats_flip_the_order_and_report_medians(tmp_path, monkeypatch):
     bench = _load("gpu_vs_peer.py", "bench_gpu_vs_peer")
     calls, walls = [], {"textkd": iter([10.0, 30.0, 20.0]), "peer": iter([50.0, 40.0, 90.0])}
@@ -77,25 +83,7 @@ def test_gpu_vs_peer_repeats_flip_the_order_and_report_medians(tmp_path, monkeyp
 
     monkeypatch.setattr(bench, "run_textkd", fake("textkd"))
     monkeypatch.setattr(bench, "run_peer", fake("peer"))
-    monkeypatch.setattr(
-        sys,
-        "argv",
-        [
-            "gpu_vs_peer.py",
-            "--minilm",
-            "m",
-            "--data-dir",
-            "d",
-            "--repeats",
-            "3",
-            "--out",
-            str(tmp_path / "out"),
-            "--results-dir",
-            str(tmp_path),
-            "--name",
-            "r",
-        ],
-    )
+    monkeypatch.setattr(sys, "argv", _gpu_vs_peer_argv(tmp_path, "r", "--repeats", "3"))
     bench.main()
     assert calls == [
         ("textkd", "repeat0"),
@@ -147,26 +135,7 @@ def test_gpu_vs_peer_quick_records_no_speedup(tmp_path, monkeypatch):
     job = {"accuracy": 0.1, "macro_f1": 0.1, "wall_s": 1.0}
     monkeypatch.setattr(bench, "run_textkd", lambda args: {**dict.fromkeys(bench.JOBS, job), "total_wall_s": 3.0})
     monkeypatch.setattr(bench, "run_peer", lambda args: {**dict.fromkeys(bench.JOBS, job), "total_wall_s": 9.0})
-    monkeypatch.setattr(
-        sys,
-        "argv",
-        [
-            "gpu_vs_peer.py",
-            "--minilm",
-            "m",
-            "--data-dir",
-            "d",
-            "--quick",
-            "--repeats",
-            "2",
-            "--out",
-            str(tmp_path / "out"),
-            "--results-dir",
-            str(tmp_path),
-            "--name",
-            "q",
-        ],
-    )
+    monkeypatch.setattr(sys, "argv", _gpu_vs_peer_argv(tmp_path, "q", "--quick", "--repeats", "2"))
     bench.main()
     record = json.loads((tmp_path / "q.json").read_text(encoding="utf-8"))
     assert record["speedup"] is None and [r["speedup"] for r in record["per_repeat"]] == [None, None]

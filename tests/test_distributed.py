@@ -16,12 +16,22 @@ from textkd.models.io import load_model, save_model
 WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
 
 
-def _run(args: list[str], cwd: Path) -> str:
+def _run(args: list[object], cwd: Path, processes: int = 1) -> str:
+    """The worker with `args` in one process, or in `processes` gloo processes under torchrun."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parent)}
     env.pop("WORLD_SIZE", None)
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+    command = [sys.executable, *(launcher if processes > 1 else []), str(WORKER), *map(str, args)]
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
+
+
+def _assert_same_students(one_dir: Path, two_dir: Path) -> None:
+    one, _ = load_model(one_dir / "bilstm-soft")
+    two, _ = load_model(two_dir / "bilstm-soft")
+    for (name, a), b in zip(one.state_dict().items(), two.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
 
 
 @pytest.mark.slow
@@ -29,28 +39,11 @@ def test_two_gloo_processes_match_one_process(tiny_teacher, tiny_tokenizer, tmp_
     teacher_dir = tmp_path / "teacher"
     save_model(tiny_teacher, tiny_tokenizer, teacher_dir, extra={"kind": "teacher"})
     # One process at batch 8 and two processes at batch 4 each see the same 8-row global batches.
-    single = _run([sys.executable, str(WORKER), str(teacher_dir), str(tmp_path / "one"), "8"], tmp_path)
-    double = _run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(WORKER),
-            str(teacher_dir),
-            str(tmp_path / "two"),
-            "4",
-        ],
-        tmp_path,
-    )
+    single = _run([teacher_dir, tmp_path / "one", 8], tmp_path)
+    double = _run([teacher_dir, tmp_path / "two", 4], tmp_path, processes=2)
     assert "rank 0: steps 9" in single  # 24 rows / 8 per step x 3 epochs
     assert "rank 0: steps 9" in double and "rank 1: steps 9" in double
-    one, _ = load_model(tmp_path / "one" / "bilstm-soft")
-    two, _ = load_model(tmp_path / "two" / "bilstm-soft")
-    for (name, a), b in zip(one.state_dict().items(), two.state_dict().values(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+    _assert_same_students(tmp_path / "one", tmp_path / "two")
 
 
 @pytest.mark.slow
@@ -59,30 +52,12 @@ def test_two_processes_distil_on_a_transfer_set_like_one(tiny_teacher, tiny_toke
     save_model(tiny_teacher, tiny_tokenizer, teacher_dir, extra={"kind": "teacher"})
     unlabeled = tmp_path / "unlabeled.txt"
     unlabeled.write_text("\n".join(text[::-1] for text in tiny_texts[:16]) + "\n", encoding="utf-8")
-    single = _run([sys.executable, str(WORKER), str(teacher_dir), str(tmp_path / "one"), "8", str(unlabeled)], tmp_path)
-    double = _run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(WORKER),
-            str(teacher_dir),
-            str(tmp_path / "two"),
-            "4",
-            str(unlabeled),
-        ],
-        tmp_path,
-    )
+    single = _run([teacher_dir, tmp_path / "one", 8, unlabeled], tmp_path)
+    double = _run([teacher_dir, tmp_path / "two", 4, unlabeled], tmp_path, processes=2)
     # 24 training rows + 24 augmented + 16 unlabeled = 64 rows: 8 steps of 8 per epoch, 3 epochs
     assert "rank 0: steps 24" in single
     assert "rank 0: steps 24" in double and "rank 1: steps 24" in double
-    one, _ = load_model(tmp_path / "one" / "bilstm-soft")
-    two, _ = load_model(tmp_path / "two" / "bilstm-soft")
-    for (name, a), b in zip(one.state_dict().items(), two.state_dict().values(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+    _assert_same_students(tmp_path / "one", tmp_path / "two")
 
 
 @pytest.mark.slow
@@ -93,23 +68,8 @@ def test_two_processes_label_a_corpus_like_one(tiny_teacher, tiny_tokenizer, tin
     save_model(tiny_teacher, tiny_tokenizer, teacher_dir, extra={"kind": "teacher"})
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(tiny_texts) + "\n", encoding="utf-8")  # 40 texts: 8 chunks of 5
-    _run([sys.executable, str(WORKER), "label", str(teacher_dir), str(texts), str(tmp_path / "one")], tmp_path)
-    double = _run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(WORKER),
-            "label",
-            str(teacher_dir),
-            str(texts),
-            str(tmp_path / "two"),
-        ],
-        tmp_path,
-    )
+    _run(["label", teacher_dir, texts, tmp_path / "one"], tmp_path)
+    double = _run(["label", teacher_dir, texts, tmp_path / "two"], tmp_path, processes=2)
     assert double.count("labelled 40 rows") == 2
     one = np.load(tmp_path / "one" / "logits.npy")
     two = np.load(tmp_path / "two" / "logits.npy")

@@ -60,6 +60,14 @@ def test_distill_schedules_validation():
     assert resolved["alpha"] == Schedule("constant", 0.7, 0.7)
 
 
+def _distiller(student, cfg: DistillConfig, loss, teacher=None, **extra) -> Distiller:
+    """A CPU distiller of `student` with `cfg`'s schedules and `loss`, for checking its per-step values."""
+    train = TrainConfig(device="cpu", progress=False)
+    return Distiller(
+        student, None, train, "unused", teacher=teacher, loss=loss, schedules=distill_schedules(cfg), **extra
+    )
+
+
 def test_distiller_sets_scheduled_values_on_the_loss(tiny_teacher):
     cfg = DistillConfig(
         temperature=8.0,
@@ -70,15 +78,7 @@ def test_distiller_sets_scheduled_values_on_the_loss(tiny_teacher):
         alpha_end=0.5,
     )
     loss = build_loss("soft", cfg)
-    distiller = Distiller(
-        tiny_teacher,
-        None,
-        TrainConfig(device="cpu", progress=False),
-        "unused",
-        teacher=None,
-        loss=loss,
-        schedules=distill_schedules(cfg),
-    )
+    distiller = _distiller(tiny_teacher, cfg, loss)
     distiller.on_step(0, 11)
     assert loss.terms["kd"].params["temperature"] == 8.0 and loss.weights["kd"] == pytest.approx(0.9)
     distiller.on_step(10, 11)
@@ -95,27 +95,11 @@ def test_distiller_sets_scheduled_values_on_the_loss(tiny_teacher):
 def test_hidden_weight_schedule_only_applies_to_soft_hidden(tiny_teacher):
     tiny_teacher = copy.deepcopy(tiny_teacher)  # the distiller freezes its teacher; the fixture is shared
     cfg = DistillConfig(hidden_weight_schedule="linear", hidden_weight=0.0, hidden_weight_end=2.0)
-    soft = Distiller(
-        tiny_teacher,
-        None,
-        TrainConfig(device="cpu", progress=False),
-        "unused",
-        teacher=None,
-        loss=build_loss("soft", cfg),
-        schedules=distill_schedules(cfg),
-    )
+    soft = _distiller(tiny_teacher, cfg, build_loss("soft", cfg))
     assert set(soft.schedules) == {"temperature", "alpha"}
-    hidden = Distiller(
-        tiny_teacher,
-        None,
-        TrainConfig(device="cpu", progress=False),
-        "unused",
-        teacher=tiny_teacher,
-        loss=build_loss("soft+hidden", cfg, layer_terms=False),
-        schedules=distill_schedules(cfg),
-        student_pooled_dim=tiny_teacher.pooled_size,
-        teacher_pooled_dim=tiny_teacher.pooled_size,
-    )
+    width = tiny_teacher.pooled_size
+    loss = build_loss("soft+hidden", cfg, layer_terms=False)
+    hidden = _distiller(tiny_teacher, cfg, loss, tiny_teacher, student_pooled_dim=width, teacher_pooled_dim=width)
     # The pooled MSE starts at weight 0 but is scheduled to rise: its projection and inputs are still set up.
     assert hidden.needs_pooled and "pooled_proj" in hidden.extras
     hidden.on_step(4, 5)
