@@ -30,6 +30,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 	TEXTKD_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
