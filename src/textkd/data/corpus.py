@@ -129,7 +129,7 @@ def encode_file(
 
     Example:
         >>> enc = encode_file("corpus.txt", tokenizer, 64, "runs/cache/corpus")  # doctest: +SKIP
-        >>> len(enc), type(enc.ids).__name__
+        >>> len(enc), type(enc.ids).__name__  # doctest: +SKIP
         (1000000, 'memmap')
     """
     folder = Path(folder)

@@ -67,8 +67,11 @@ def encode(texts: list[str], tokenizer, max_len: int, *, memo: bool = True) -> E
     `memo=False` neither reads nor fills the memo (chunks of a large corpus must not accumulate in memory).
 
     Example:
-        >>> enc = encode(["hello world"], tokenizer, max_len=16)  # doctest: +SKIP
-        >>> enc.row(0)  # [CLS] hello world [SEP]
+        >>> from textkd.data.tokenizers import build_wordpiece_tokenizer
+        >>> tokenizer = build_wordpiece_tokenizer(["hello world"] * 3)
+        >>> enc = encode(["hello world"], tokenizer, max_len=16)
+        >>> tokenizer.convert_ids_to_tokens(enc.row(0))
+        ['[CLS]', 'hello', 'world', '[SEP]']
     """
     key = f"{tokenizer_fingerprint(tokenizer)}-{max_len}-{texts_fingerprint(texts)}" if memo else ""
     if memo and key in _MEMO:
