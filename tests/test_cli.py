@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -352,3 +353,43 @@ def test_evaluate_output_names_the_weakest_classes_and_largest_confusions():
     console = Console(record=True, width=120)
     console.print(_metrics_table(few))
     assert "lowest F1" not in console.export_text()
+
+
+def test_print_config_writes_a_recipe_that_loads_back_and_trains_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["--teacher", "t", "--student", "bilstm", "--train.epochs", "3", "--student.dropout", "0.1"]
+    result = invoke("distill", *args, "--kd.temperature", "8", "--print-config")
+    assert result.exit_code == 0, result.output
+    recipe = _write(tmp_path / "recipe.yaml", result.output)
+    cfg = textkd.load_config(recipe)
+    assert cfg.student.preset == "bilstm" and cfg.student.dropout == 0.1 and cfg.distill.temperature == 8.0
+    assert cfg.student.train.epochs == 3 and cfg.teacher.train.epochs != 3  # --train.X is the student's here
+    assert cfg == textkd.load_config(
+        overrides={
+            "student.preset": "bilstm",
+            "student.train.epochs": 3,
+            "student.dropout": 0.1,
+            "distill.temperature": 8,
+        }
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recipe.yaml"]  # no teacher was read, no run folder
+    teacher = invoke("teacher", recipe, "--train.epochs", "2", "--print-config")
+    assert textkd.load_config(_write(tmp_path / "t.yaml", teacher.output)).teacher.train.epochs == 2
+    run = invoke("run", recipe, "--run.methods", "none,soft", "--print-config")
+    assert textkd.load_config(_write(tmp_path / "r.yaml", run.output)).run.methods == ["none", "soft"]
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "message"),
+    [
+        (["distill", "--teacher", "t"], ["--train.epochs", "0"], "student.train.epochs must be >= 1, got 0"),
+        (["teacher"], ["--teacher.dropout", "1.5"], r"teacher.dropout must be in \[0, 1\)"),
+        (["sweep", "--teacher", "t"], ["--student.dropout", "-1"], r"student.dropout must be in \[0, 1\)"),
+        (["run"], ["--run.methods", "none,sof"], "unknown method 'sof' in run.methods"),
+    ],
+)
+def test_print_config_checks_the_values_first(command, args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*command, *args, "--print-config")
+    assert result.exit_code == 2
+    assert re.search(message, result.output) and "data:" not in result.output

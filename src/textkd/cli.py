@@ -20,7 +20,14 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from textkd import api
-from textkd.config import Config, DataConfig, load_config, parse_cli_overrides
+from textkd.config import (
+    Config,
+    DataConfig,
+    check_config,
+    config_yaml,
+    load_config,
+    parse_cli_overrides,
+)
 from textkd.errors import TextkdError
 from textkd.utils import results_console
 
@@ -101,6 +108,15 @@ def _config(recipe: Path | None, extra: list[str], named: dict[str, Any], alias:
     overrides = {k: v for k, v in named.items() if v is not None}
     overrides.update(parse_cli_overrides(extra, {"train": alias} if alias else None))
     return load_config(recipe, overrides)
+
+
+_PRINT_CONFIG_HELP = "Print the resolved config as YAML (a recipe) and exit: no data is read, nothing is trained."
+
+
+def _print_config(cfg: Config, sections: tuple[str, ...]) -> None:
+    """Check `sections` as the command would, then write the config to stdout unstyled (redirect it to a file)."""
+    check_config(cfg, sections)
+    typer.echo(config_yaml(cfg), nl=False)
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -192,6 +208,7 @@ def teacher_cmd(
         "validation for that many epochs (the selection run stays in "
         "<output>/selection).",
     ),
+    print_config: bool = typer.Option(False, "--print-config", help=_PRINT_CONFIG_HELP),
 ) -> None:
     """Fine-tune a teacher: backbone + pooling + head, selected on validation macro-F1.
 
@@ -209,6 +226,8 @@ def teacher_cmd(
     }
     recipe, extra = split_recipe(ctx.args)
     cfg = _config(recipe, extra, named, alias="teacher.train")
+    if print_config:
+        return _print_config(cfg, ("data", "teacher"))
     result = api.train_teacher(cfg, output, resume=resume)
     _print_result("teacher", result)
 
@@ -256,6 +275,7 @@ def distill_cmd(
         help="Continue unfinished students from their checkpoints and reuse "
         "finished ones (refused if their saved config differs).",
     ),
+    print_config: bool = typer.Option(False, "--print-config", help=_PRINT_CONFIG_HELP),
 ) -> None:
     """Distil the teacher into a student with one or more KD methods (same seed, data order and schedule).
 
@@ -274,6 +294,8 @@ def distill_cmd(
     }
     recipe, extra = split_recipe(ctx.args)
     cfg = _config(recipe, extra, named, alias="student.train")
+    if print_config:
+        return _print_config(cfg, ("data", "student", "distill"))
     methods = [m.strip() for m in compare.split(",") if m.strip()] if compare else None
     results = api.distill(cfg, teacher[0], output, methods=methods, resume=resume)
     for result in results:
@@ -293,6 +315,7 @@ def sweep_cmd(
     output: Path | None = typer.Option(None, "--output", "-o", help="Sweep folder (default runs/<name>/sweep)."),
     timeout: float | None = typer.Option(None, help="Stop starting trials after this many seconds."),
     seed: int = typer.Option(0, help="Seed of the sampler."),
+    print_config: bool = typer.Option(False, "--print-config", help=_PRINT_CONFIG_HELP),
 ) -> None:
     """Search T, alpha, learning rate and epochs on the validation split with Optuna (pruned early).
 
@@ -306,6 +329,8 @@ def sweep_cmd(
     named = {"data.name": data, "data.data_dir": data_dir, "student.preset": student}
     recipe, extra = split_recipe(ctx.args)
     cfg = _config(recipe, extra, named, alias="student.train")
+    if print_config:
+        return _print_config(cfg, ("data", "student", "distill"))
     result = sweep(cfg, teacher, trials=trials, method=method, output_dir=output, seed=seed, timeout_s=timeout)
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
     console.print(
@@ -569,6 +594,7 @@ def run_cmd(
     name: str | None = typer.Option(None, "--name", help="Run folder under output_dir (default: the dataset name)."),
     data: str | None = typer.Option(None, "--data", help="Dataset preset (default: the recipe's)."),
     data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+    print_config: bool = typer.Option(False, "--print-config", help=_PRINT_CONFIG_HELP),
 ) -> None:
     """The whole pipeline: data -> teacher -> students x methods -> test -> export -> bench -> report.
 
@@ -583,6 +609,9 @@ def run_cmd(
     overrides = {k: v for k, v in {"data.name": data, "data.data_dir": data_dir}.items() if v is not None}
     overrides.update(parse_cli_overrides(extra))
     cfg = pipeline.load_run_config(recipe, overrides)
+    if print_config:
+        pipeline.check_run_config(cfg, teacher_given=teacher is not None)
+        return _print_config(cfg, ())
     pipeline.run(cfg, teacher_dir=teacher, name=name)
 
 

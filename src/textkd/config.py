@@ -422,11 +422,21 @@ def load_config(recipe: str | Path | None = None, overrides: dict[str, Any] | No
     return from_dict(Config, values)
 
 
+def config_yaml(cfg: Config) -> str:
+    """The resolved config as YAML, every key in its section's order; `load_config` reads it back as a recipe.
+
+    Example:
+        >>> yaml.safe_load(config_yaml(Config()))["student"]["preset"]
+        'tinybert-4l-312'
+    """
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)
+
+
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
     from textkd.utils import atomic_write_text
 
-    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    atomic_write_text(path, config_yaml(cfg))
 
 
 def parse_cli_overrides(args: list[str], aliases: dict[str, str] | None = None) -> dict[str, Any]:

@@ -114,8 +114,7 @@ def run(cfg: Config, *, teacher_dir: str | Path | None = None, name: str | None 
     Example:
         >>> run_dir = run(load_run_config("recipes/demo.yaml"))  # doctest: +SKIP
     """
-    settings = run_settings(cfg)
-    _check_settings(settings)
+    settings = check_run_config(cfg, teacher_given=teacher_dir is not None)
     if teacher_dir is not None and not (Path(teacher_dir) / "textkd_model.json").is_file():
         raise ModelLoadError(
             "not a trained textkd model (no textkd_model.json)",
@@ -123,7 +122,6 @@ def run(cfg: Config, *, teacher_dir: str | Path | None = None, name: str | None 
             hint="pass a folder written by `textkd teacher`; a hub or other transformers "
             "classifier is distilled with `textkd distill --teacher`",
         )
-    check_config(cfg, ("data", "student", "distill") if teacher_dir is not None else CONFIG_SECTIONS)
     splits = api.load_data(cfg.data)
     run_dir = Path(cfg.output_dir) / (name or cfg.name or splits.name)
     teacher = _teacher_dir(run_dir, teacher_dir)
@@ -292,6 +290,21 @@ class StageRunner:
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}:{secs:02d}"
+
+
+def check_run_config(cfg: Config, *, teacher_given: bool = False) -> RunConfig:
+    """What `run` checks before reading any data: the `run` section, then the sections it trains with (not the
+    teacher's when a trained teacher is given). Returns the `run` section.
+
+    Example:
+        >>> check_run_config(load_run_config(overrides={"run.methods": "none,sof"}))
+        Traceback (most recent call last):
+        textkd.errors.ConfigError: unknown method 'sof' in run.methods — choose from none, hard, soft, soft+hidden
+    """
+    settings = run_settings(cfg)
+    _check_settings(settings)
+    check_config(cfg, ("data", "student", "distill") if teacher_given else CONFIG_SECTIONS)
+    return settings
 
 
 # -------------------------------------------------------------------------------------------- helpers
