@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from textkd.models.outputs import ClassifierOutput
     from textkd.pipeline import run
     from textkd.predictor import Predictor
+    from textkd.seeds import SeedsResult, distill_seeds
 
 # Public names resolve on first use, so `import textkd` stays cheap (the CLI imports what it needs).
 _LAZY = {
@@ -71,6 +72,7 @@ _LAZY = {
     "textkd.models.outputs": ("ClassifierOutput",),
     "textkd.pipeline": ("run",),
     "textkd.predictor": ("Predictor",),
+    "textkd.seeds": ("SeedsResult", "distill_seeds"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -97,6 +99,7 @@ __all__ = [
     "ModelLoadError",
     "Predictor",
     "RunConfig",
+    "SeedsResult",
     "StudentConfig",
     "TeacherConfig",
     "TextDataset",
@@ -104,6 +107,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "distill",
+    "distill_seeds",
     "evaluate",
     "evaluate_file",
     "label",

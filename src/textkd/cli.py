@@ -275,6 +275,11 @@ def distill_cmd(
         help="Continue unfinished students from their checkpoints and reuse "
         "finished ones (refused if their saved config differs).",
     ),
+    seeds: str | None = typer.Option(
+        None,
+        help="Train the grid once per seed (e.g. 42,43,44), each under <output>/seed<N>/, and summarise: "
+        "mean and spread of every method, and each KD method's gain over none seed by seed.",
+    ),
     print_config: bool = typer.Option(False, "--print-config", help=_PRINT_CONFIG_HELP),
 ) -> None:
     """Distil the teacher into a student with one or more KD methods (same seed, data order and schedule).
@@ -297,9 +302,43 @@ def distill_cmd(
     if print_config:
         return _print_config(cfg, ("data", "student", "distill"))
     methods = [m.strip() for m in compare.split(",") if m.strip()] if compare else None
+    if seeds is not None:
+        from textkd.seeds import distill_seeds, parse_seeds
+
+        out = distill_seeds(cfg, teacher[0], output, seeds=parse_seeds(seeds), methods=methods, resume=resume)
+        for seed, results in out.results.items():
+            for result in results:
+                _print_result(f"{cfg.student.preset} / {result.method} / seed {seed}", result)
+        if int(os.environ.get("RANK", "0")) == 0:
+            console.print(_seeds_table(out.summary))
+            console.print(f"summary: {out.path}")
+        return
     results = api.distill(cfg, teacher[0], output, methods=methods, resume=resume)
     for result in results:
         _print_result(f"{cfg.student.preset} / {result.method}", result)
+
+
+def _seeds_table(summary: dict[str, Any]) -> Table:
+    """Mean +- standard deviation over the seeds of each method, and each KD method's paired gain over none."""
+    n = len(summary["seeds"])
+    table = Table(title=f"{summary['student']} over {n} seeds ({', '.join(map(str, summary['seeds']))}): test")
+    for column in ("method", "accuracy (%)", "macro-F1 (%)", "accuracy gain over none (points)", "seeds with a gain"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+
+    def spread(s: dict[str, Any], scale: float = 1.0, sign: str = "") -> str:
+        std = f" ± {s['std'] * scale:.2f}" if s["std"] is not None else ""
+        return f"{s['mean'] * scale:{sign}.2f}{std} ({s['min'] * scale:{sign}.2f} to {s['max'] * scale:{sign}.2f})"
+
+    for method, row in summary["methods"].items():
+        gain = summary["gain_over_none"].get(method)
+        table.add_row(
+            method,
+            spread(row["accuracy"], 100),
+            spread(row["macro_f1"], 100),
+            spread(gain["accuracy"], 100, "+") if gain else "",
+            f"{gain['accuracy']['seeds_above_zero']} of {n}" if gain else "",
+        )
+    return table
 
 
 @app.command("sweep", context_settings=OVERRIDES)
