@@ -134,3 +134,22 @@ def test_unknown_method_and_label_mismatch(teacher_dir, tiny_bert_dir, tiny_spli
     other.train.label_names = ["a", "b", "c", "d"]
     with pytest.raises(textkd.DataError, match="labels differ"):
         textkd.distill(cfg, teacher_dir, tmp_path, methods=["soft"], splits=other)
+
+
+def test_the_distiller_weights_its_gold_term_with_the_class_weights(teacher_dir, tiny_splits, tiny_tokenizer, tmp_path):
+    teacher, _ = load_model(teacher_dir)
+    student = copy.deepcopy(teacher).eval()
+    loss = build_loss("soft", textkd.DistillConfig())
+    distiller = Distiller(student, tiny_tokenizer, _train_cfg(), tmp_path, teacher=teacher, loss=loss)
+    inputs = ModelInputs({"": encode(tiny_splits.train.texts, tiny_tokenizer, 32)}, tiny_splits.train.labels)
+    batch = inputs.batch(np.arange(8))
+    plain = distiller.compute_loss(student, batch)
+    distiller.class_weights = torch.tensor([4.0, 0.0, 0.0, 0.0])  # what fit sets for train.class_weights
+    weighted = distiller.compute_loss(student, batch)
+    labels = batch["labels"]
+    assert (labels == 0).any() and (labels != 0).any()  # some rows weigh 4, others 0
+    with torch.no_grad():
+        logits = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    expected = torch.nn.functional.cross_entropy(logits, labels, weight=distiller.class_weights, reduction="sum") / 8
+    torch.testing.assert_close(weighted.parts["ce"], expected)
+    torch.testing.assert_close(weighted.parts["kd"], plain.parts["kd"])

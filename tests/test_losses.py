@@ -338,3 +338,16 @@ def test_cross_entropy_label_smoothing_matches_torch_and_ignores_unlabelled_rows
     reference = F.cross_entropy(logits[labels != -100], labels[labels != -100], label_smoothing=0.1)
     torch.testing.assert_close(ours, reference)
     assert not torch.equal(ours, cross_entropy(logits, labels))
+
+
+def test_class_weights_weight_the_gold_term_only():
+    torch.manual_seed(0)
+    student, teacher, labels = torch.randn(5, 3), torch.randn(5, 3), torch.tensor([0, 0, 0, 1, -100])
+    weights = torch.tensor([0.5, 2.0, 0.0])
+    loss = build_loss("soft", DistillConfig())
+    plain = loss(student_logits=student, teacher_logits=teacher, labels=labels)
+    weighted = loss(student_logits=student, teacher_logits=teacher, labels=labels, class_weights=weights)
+    expected = F.cross_entropy(student[:4], labels[:4], weight=weights, reduction="sum") / 4
+    torch.testing.assert_close(weighted.parts["ce"], expected)
+    torch.testing.assert_close(weighted.parts["kd"], plain.parts["kd"])  # the teacher's term is not weighted
+    assert not torch.isclose(weighted.parts["ce"], plain.parts["ce"])

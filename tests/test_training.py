@@ -298,3 +298,37 @@ def test_an_unknown_or_missing_tracker_is_refused(tiny_teacher, tiny_tokenizer, 
     monkeypatch.setattr(accelerate.tracking, "get_available_trackers", lambda: [])
     with pytest.raises(ConfigError, match="train.report_to names wandb, which is not installed.*pip install wandb"):
         Trainer(copy.deepcopy(tiny_teacher), tiny_tokenizer, _cfg(report_to=["wandb"]), tmp_path)
+
+
+def test_balanced_class_weights_come_from_the_gold_labels_and_weight_the_loss(
+    tiny_teacher, tiny_tokenizer, tiny_splits, tmp_path
+):
+    from textkd.losses.functional import balanced_class_weights
+
+    train = tiny_splits.train
+    rows = [i for i, y in enumerate(train.labels) if y == 0] + [i for i, y in enumerate(train.labels) if y != 0][:3]
+    inputs = _inputs(train.subset(rows), tiny_tokenizer)  # label 0 common, the other three once each
+    inputs.labels[-1] = -100  # a teacher-labelled row: no gold label, not counted
+    model = copy.deepcopy(tiny_teacher)
+    trainer = Trainer(model, tiny_tokenizer, _cfg(epochs=1, class_weights="balanced"), tmp_path)
+    trainer.fit(inputs, None)
+    gold = inputs.labels[inputs.labels >= 0]
+    counts = np.bincount(gold, minlength=4)
+    assert counts[0] > 1 and counts[1:].tolist() == [1, 1, 0]
+    expected = torch.tensor([len(gold) / (3 * c) if c else 0.0 for c in counts], dtype=torch.float32)
+    torch.testing.assert_close(trainer.class_weights, expected)
+    torch.testing.assert_close(balanced_class_weights(inputs.labels, 4), expected)
+    batch = inputs.batch(np.arange(len(inputs)))
+    model.eval()
+    loss = trainer.compute_loss(model, batch).total
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    weighted = torch.nn.functional.cross_entropy(logits, batch["labels"], weight=expected, reduction="sum")
+    torch.testing.assert_close(loss, weighted / len(gold))  # divided by the labelled rows, not the weights
+    unweighted = Trainer(model, tiny_tokenizer, _cfg(), tmp_path / "plain").compute_loss(model, batch).total
+    assert not torch.isclose(loss, unweighted)
+
+
+def test_unknown_class_weights_are_refused(tiny_teacher, tiny_tokenizer, tmp_path):
+    with pytest.raises(ConfigError, match="train.class_weights must be one of none, balanced, got 'inverse'"):
+        Trainer(tiny_teacher, tiny_tokenizer, _cfg(class_weights="inverse"), tmp_path)

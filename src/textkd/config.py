@@ -75,6 +75,10 @@ class TrainConfig:
     # TensorBoard writes under <output>/logs.
     report_to: list[str] = field(default_factory=list)
     log_every: int = 50
+    # Weights of the gold-label cross-entropy per class: none, or balanced (n / (C * n_c) from the training
+    # labels, as sklearn's "balanced": every class weighs the same in total; for imbalanced data). The KD terms
+    # stay unweighted.
+    class_weights: str = "none"
 
 
 @dataclass
@@ -200,6 +204,7 @@ class Config:
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 # accelerate's experiment trackers (LoggerType); each needs its own package installed.
+CLASS_WEIGHTS = ("none", "balanced")
 TRACKERS = ("tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive", "swanlab", "trackio")
 CONFIG_SECTIONS = ("data", "teacher", "student", "distill")  # the sections check_config knows
 
@@ -266,6 +271,10 @@ def check_train(train: TrainConfig, where: str = "train") -> None:
     if unknown:
         raise ConfigError(f"{where}.report_to: unknown tracker {unknown[0]!r}", hint=f"use {', '.join(TRACKERS)}")
     at_least(train.log_every, 1, f"{where}.log_every")
+    if train.class_weights not in CLASS_WEIGHTS:
+        raise ConfigError(
+            f"{where}.class_weights must be one of {', '.join(CLASS_WEIGHTS)}, got {train.class_weights!r}"
+        )
     if train.mixed_precision not in MIXED_PRECISION:
         raise ConfigError(
             f"{where}.mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {train.mixed_precision!r}"

@@ -13,6 +13,7 @@ Terms read keyword inputs with these names (the trainer builds them from two `Cl
 | `teacher_logits`        | (B, C)                       | hard, soft, soft+hidden               |
 | `labels`                | (B,) int64                   | none, soft, soft+hidden; hard if w>0  |
 | `label_count`           | 0-dim float, optional        | with `labels`: several processes      |
+| `class_weights`         | (C,), optional               | with `labels`: train.class_weights    |
 | `student_pooled`        | (B, H_teacher), projected    | soft+hidden ("hidden")                |
 | `teacher_pooled`        | (B, H_teacher)               | soft+hidden ("hidden")                |
 | `student_hidden_states` | list of (B, L, H_teacher)    | soft+hidden ("layer"), projected      |
@@ -187,9 +188,8 @@ def _same_names(*names: str, **renamed: str) -> dict[str, str]:
 
 
 def _ce() -> LossTerm:
-    return LossTerm(
-        LF.cross_entropy, _same_names("student_logits", "labels", normalizer="label_count"), optional=("normalizer",)
-    )
+    inputs = _same_names("student_logits", "labels", "class_weights", normalizer="label_count")
+    return LossTerm(LF.cross_entropy, inputs, optional=("normalizer", "class_weights"))
 
 
 KD_LOSSES = ("kl", "mse")

@@ -28,7 +28,11 @@ def _temperature(temperature: float | Tensor, like: Tensor) -> Tensor:
 
 
 def cross_entropy(
-    student_logits: Tensor, labels: Tensor, normalizer: Tensor | float | None = None, label_smoothing: float = 0.0
+    student_logits: Tensor,
+    labels: Tensor,
+    normalizer: Tensor | float | None = None,
+    label_smoothing: float = 0.0,
+    class_weights: Tensor | None = None,
 ) -> Tensor:
     """Cross-entropy of the student against gold labels, averaged over the batch's labelled rows.
 
@@ -39,6 +43,8 @@ def cross_entropy(
             processes pass (labelled rows of the global batch) / (processes): their gradients, averaged,
             are then those of one process on the global batch, however the labelled rows fall.
         label_smoothing: eps in [0, 1): the target puts 1 - eps on the gold class and eps / C on every class.
+        class_weights: (C,) weight of each gold class's rows (`balanced_class_weights`); the weighted sum is
+            still divided by the labelled rows, so weights that average 1 over the data keep the loss's scale.
 
     Returns:
         A float32 scalar.
@@ -50,15 +56,42 @@ def cross_entropy(
         0.0
         >>> cross_entropy(torch.zeros(2, 4), torch.tensor([0, -100]), normalizer=2.0).item()  # log(4) / 2
         0.693...
+        >>> weights = torch.tensor([3.0, 1.0, 1.0, 1.0])
+        >>> cross_entropy(torch.zeros(2, 4), torch.tensor([0, 1]), class_weights=weights).item()  # 2 log(4)
+        2.772...
     """
     # A sum over labelled rows, 0 for a batch without any (F.cross_entropy's mean would be NaN); no host sync.
+    weight = class_weights.to(student_logits.device, torch.float32) if class_weights is not None else None
     total = F.cross_entropy(
-        student_logits.float(), labels, reduction="sum", ignore_index=-100, label_smoothing=label_smoothing
+        student_logits.float(),
+        labels,
+        weight=weight,
+        reduction="sum",
+        ignore_index=-100,
+        label_smoothing=label_smoothing,
     )
     if normalizer is None:
         normalizer = (labels != -100).sum()
     # Without labelled rows `total` is 0, so the clamp only keeps 0 / 0 from being NaN.
     return total / torch.as_tensor(normalizer, dtype=torch.float32, device=total.device).clamp(min=1e-6)
+
+
+def balanced_class_weights(labels: Sequence[int] | Tensor, num_classes: int) -> Tensor:
+    """Per-class weights n / (C * n_c) over the n gold labels (-100 rows skipped) of the C classes present:
+    rare classes weigh more, every class's rows weigh the same in total, and the weight of a row averages 1.
+    A class with no rows gets 0 (it never occurs in the loss).
+
+    Example:
+        >>> balanced_class_weights([0, 0, 0, 1, -100], 3)
+        tensor([0.6667, 2.0000, 0.0000])
+    """
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    labels = labels[labels >= 0]
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    present = int((counts > 0).sum())
+    weights = torch.zeros(num_classes)
+    weights[counts > 0] = len(labels) / (present * counts[counts > 0])
+    return weights
 
 
 def soft_targets(teacher_logits: Tensor, temperature: float | Tensor = 1.0) -> Tensor:

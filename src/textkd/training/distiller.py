@@ -115,6 +115,7 @@ class Distiller(Trainer):
             "student_logits": student.logits,
             "labels": batch["labels"],
             "label_count": batch.get("label_count"),
+            "class_weights": self.class_weights,
             "attention_mask": batch["attention_mask"],
         }
         if not self.needs_teacher:

@@ -34,7 +34,7 @@ from textkd.data.batching import ModelInputs, epoch_batches
 from textkd.errors import ConfigError
 from textkd.evaluation.metrics import classification_metrics
 from textkd.losses.composite import LossOutput
-from textkd.losses.functional import cross_entropy
+from textkd.losses.functional import balanced_class_weights, cross_entropy
 from textkd.training.averaging import WeightAverage
 from textkd.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from textkd.training.inference import forward_outputs, softmax
@@ -118,6 +118,7 @@ class Trainer:
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
+        self.class_weights: torch.Tensor | None = None  # (C,), set by `fit` when train.class_weights is balanced
         self.model = model
         self.epoch_callback = epoch_callback
         self.tokenizer = tokenizer
@@ -135,7 +136,9 @@ class Trainer:
     def compute_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> LossOutput:
         """Gold-label cross-entropy. Subclasses return their own named weighted sum."""
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        loss = cross_entropy(out.logits, batch["labels"], batch.get("label_count"), self.label_smoothing)
+        loss = cross_entropy(
+            out.logits, batch["labels"], batch.get("label_count"), self.label_smoothing, self.class_weights
+        )
         return LossOutput(total=loss, parts={"ce": loss}, weights={"ce": 1.0})
 
     def on_train_start(self) -> None:
@@ -170,6 +173,9 @@ class Trainer:
             self.model.compile()  # in place: state_dict keys and saving are unchanged
             self._compiled = True
         module, optimizer, scheduler = self._prepare(len(train))
+        if cfg.class_weights == "balanced":  # from the gold labels only: teacher-labelled rows hold -100
+            weights = balanced_class_weights(train.labels, self.model.config.num_labels)
+            self.class_weights = weights.to(acc.device)
         state = TrainState()
         if resume:
             state = self._restore(module, optimizer, scheduler) or state
