@@ -203,8 +203,8 @@ class Config:
 # ------------------------------------------------------------------------------------------ validation
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
-# accelerate's experiment trackers (LoggerType); each needs its own package installed.
 CLASS_WEIGHTS = ("none", "balanced")
+# accelerate's experiment trackers (LoggerType); each needs its own package installed.
 TRACKERS = ("tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive", "swanlab", "trackio")
 CONFIG_SECTIONS = ("data", "teacher", "student", "distill")  # the sections check_config knows
 
