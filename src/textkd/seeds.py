@@ -1,10 +1,10 @@
 """One distillation grid repeated over several seeds, summarised: KD's gain next to its seed-to-seed spread.
 
 A single seed can make KD look better or worse than it is: on banking77 the same BiLSTM's `soft` - `none` gain
-ranged from +1.66 to +2.92 points over seven seeds (benchmarks/README.md). `distill_seeds` trains the grid once
-per seed (every method of a seed shares its initial weights, data order and schedule, as in `distill`) and
-writes `seeds_<preset>.json`: per method the mean, standard deviation and range of test accuracy and macro-F1,
-and per KD method its gain over `none` seed by seed.
+ranged from +1.66 to +2.92 points over seven seeds at 40 epochs (benchmarks/README.md). `distill_seeds` trains the
+grid once per seed (every method of a seed shares its initial weights, data order and schedule, as in `distill`) and
+writes `seeds_<preset>.json`: per method the mean, standard deviation and range of test accuracy and macro-F1, and
+per KD method its gain over `none` seed by seed.
 """
 
 from __future__ import annotations
