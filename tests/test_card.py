@@ -69,7 +69,7 @@ def test_the_card_sets_the_student_beside_its_teacher(pair, tiny_label_names):
         "data": {"max_len": 32},
         "student": {
             "preset": "bilstm",
-            "train": {"epochs": 3, "patience": 0},
+            "train": {"epochs": 3, "patience": 0, "class_weights": "balanced"},
             "dropout": 0.1,
             "embedding_init": "teacher",
         },
@@ -85,6 +85,7 @@ def test_the_card_sets_the_student_beside_its_teacher(pair, tiny_label_names):
         "| max tokens | 32 |",
         "| dropout | 0.1 |",
         "| embedding initialisation | teacher |",
+        "| class weights | balanced |",
     ):
         assert row in card
     assert "encoder dropout" not in card  # unset: the preset's

@@ -62,6 +62,7 @@ _SETTINGS = {  # hyper-parameter key -> how the card names it, in display order
     "warmup_ratio": "warm-up ratio",
     "patience": "early-stopping patience",
     "ema_decay": "weight-average decay",
+    "class_weights": "class weights",
     "seed": "seed",
     "max_len": "max tokens",
 }
@@ -275,7 +276,8 @@ def _settings_table(hyper: dict[str, Any], marker: dict[str, Any]) -> list[str]:
     lines = ["| setting | value |", "|---|---|"]
     for key, name in _SETTINGS.items():
         value = hyper.get(key)
-        if value is None or value == [] or (key in ("augment", "ema_decay") and not value):
+        unset = (key in ("augment", "ema_decay") and not value) or (key == "class_weights" and value == "none")
+        if value is None or value == [] or unset:
             continue
         if isinstance(value, list):
             value = ", ".join(map(str, value))

@@ -282,6 +282,7 @@ def _hyperparameters(config: dict[str, Any], role: str) -> dict[str, Any]:
     section = config.get(role, {})
     train = section.get("train", {})
     keep = ("epochs", "batch_size", "lr", "weight_decay", "warmup_ratio", "patience", "seed", "max_steps", "ema_decay")
+    keep += ("class_weights",)
     out = {"max_len": config.get("data", {}).get("max_len"), **{k: train.get(k) for k in keep}}
     if role == "teacher":
         out.update({k: section.get(k) for k in ("backbone", "pooling", "head", "dropout")})
