@@ -236,7 +236,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_ready(url: str, process: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
+def _wait_ready(url: str, process: subprocess.Popen | None = None, timeout: float = 180.0) -> None:
+    # A new process imports torch and transformers first: on a 2-core machine busy with training, over 60 s.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
