@@ -309,7 +309,7 @@ def distill_cmd(
         for seed, results in out.results.items():
             for result in results:
                 _print_result(f"{cfg.student.preset} / {result.method} / seed {seed}", result)
-        if int(os.environ.get("RANK", "0")) == 0:
+        if _first_process():
             console.print(_seeds_table(out.summary))
             console.print(f"summary: {out.path}")
         return
@@ -413,8 +413,13 @@ def label_cmd(
     console.print(f"{out['rows']:,} texts labelled -> {out['folder']} ({out['wall_s']:.1f} s)")
 
 
+def _first_process() -> bool:
+    """False in every process but the first when several train together (accelerate launch, torchrun)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _print_result(title: str, result: api.TrainResult) -> None:
-    if int(os.environ.get("RANK", "0")) != 0:  # several processes (accelerate launch, torchrun): print once
+    if not _first_process():  # print once
         return
     m = result.test_metrics
     console.print(
