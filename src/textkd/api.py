@@ -254,13 +254,18 @@ def distill(
             DataWarning,
             stacklevel=2,
         )
-    grid = Path(output_dir) if output_dir else Path(cfg.output_dir) / (cfg.name or splits.name) / "students"
+    grid = grid_dir(cfg, splits, output_dir)
     results = [
         _distill_one(cfg, method, teacher, teacher_tokenizer, Path(teacher_dir), splits, grid, resume)
         for method in methods
     ]
     _write_grid_summary(grid, cfg, results)
     return results
+
+
+def grid_dir(cfg: Config, splits: DatasetSplits, output_dir: str | Path | None = None) -> Path:
+    """Where `distill` writes a grid: `output_dir`, else `<output_dir>/<name or dataset>/students`."""
+    return Path(output_dir) if output_dir else Path(cfg.output_dir) / (cfg.name or splits.name) / "students"
 
 
 def _distill_one(

@@ -70,11 +70,11 @@ def distill_seeds(
         >>> out.summary["gain_over_none"]["soft"]["accuracy"]["mean"]  # doctest: +SKIP
         0.021
     """
-    from textkd.api import distill, load_data
+    from textkd.api import distill, grid_dir, load_data
 
     seeds = parse_seeds(seeds)
     splits = splits or load_data(cfg.data)
-    grid = Path(output_dir) if output_dir else Path(cfg.output_dir) / (cfg.name or splits.name) / "students"
+    grid = grid_dir(cfg, splits, output_dir)
     results = {}
     for seed in seeds:
         seeded = replace(cfg, student=replace(cfg.student, train=replace(cfg.student.train, seed=seed)))
