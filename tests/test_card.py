@@ -71,6 +71,7 @@ def test_the_card_sets_the_student_beside_its_teacher(pair, tiny_label_names):
             "preset": "bilstm",
             "train": {"epochs": 3, "patience": 0, "class_weights": "balanced"},
             "dropout": 0.1,
+            "pooling": "max",
             "embedding_init": "teacher",
         },
         "distill": {"method": "soft", "temperature": 4.0, "alpha": 0.7, "augment": 0},
@@ -84,6 +85,7 @@ def test_the_card_sets_the_student_beside_its_teacher(pair, tiny_label_names):
         "| temperature T | 4.0 |",
         "| max tokens | 32 |",
         "| dropout | 0.1 |",
+        "| pooling | max |",
         "| embedding initialisation | teacher |",
         "| class weights | balanced |",
     ):

@@ -289,6 +289,45 @@ def test_student_dropout_must_be_a_probability():
     check_config(Config(student=StudentConfig(dropout=0.0)))
 
 
+@pytest.mark.parametrize(
+    ("init", "pooling"), [("bilstm", "max"), ("bilstm", "last"), ("random", "cls"), ("teacher-layers", "cls")]
+)
+def test_student_pooling_overrides_the_preset_and_survives_save(
+    init, pooling, tiny_teacher, tiny_tokenizer, tiny_label_names, tmp_path
+):
+    preset = "bilstm" if init == "bilstm" else "bert-tiny-2l-128"
+    shape = {"num_layers": 1, "hidden_size": 16} if init != "teacher-layers" else {}
+    args = (preset, tiny_teacher, tiny_tokenizer, tiny_label_names, ["a b"])
+    default, _ = make_student(*args, init=init if init != "bilstm" else "random", **shape)
+    assert default.config.pooling == "mean"  # every preset's, and the tiny teacher's
+    model, tokenizer = make_student(*args, init=init if init != "bilstm" else "random", pooling=pooling, **shape)
+    assert model.config.pooling == pooling
+    encoded = batch(tokenizer)  # the shorter texts are padded
+    with torch.no_grad():
+        out = model(**encoded, output_hidden_states=True)
+    if pooling == "max":  # the largest value over each text's real tokens, never a padding position
+        real = encoded["attention_mask"].bool()
+        expected = torch.stack([h[m].max(dim=0).values for h, m in zip(out.hidden_states[-1], real, strict=True)])
+        torch.testing.assert_close(out.pooled, expected)
+    save_model(model, tokenizer, tmp_path / "student")
+    loaded, _ = load_model(tmp_path / "student")
+    assert loaded.config.pooling == pooling
+    torch.testing.assert_close(logits(loaded.eval(), encoded), out.logits)
+
+
+@pytest.mark.parametrize(
+    ("preset", "pooling", "message"),
+    [
+        ("bilstm", "cls", "student.pooling 'cls' is not a BiLSTM student's pooling"),
+        ("bert-tiny-2l-128", "max", "student.pooling 'max' is not a transformer student's pooling"),
+    ],
+)
+def test_student_pooling_errors(preset, pooling, message, tiny_teacher, tiny_tokenizer, tiny_label_names):
+    cfg = StudentConfig(preset=preset, pooling=pooling)
+    with pytest.raises(ConfigError, match=message):
+        build_student(cfg, tiny_teacher, tiny_tokenizer, tiny_label_names, ["a b"])
+
+
 def test_bilstm_teacher_embeddings_are_projected(tiny_teacher, tiny_tokenizer, tiny_label_names):
     model, _ = make_student(
         "bilstm", tiny_teacher, tiny_tokenizer, tiny_label_names, [], hidden_size=16, embedding_init="teacher"

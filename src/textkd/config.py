@@ -124,6 +124,9 @@ class StudentConfig:
     # The preset's dropout: a transformer student's head, or a BiLSTM's between LSTM layers and before its
     # classifier (0.2); None keeps the preset's (a teacher-layers student keeps the teacher's head dropout).
     dropout: float | None = None
+    # How token vectors become the sentence vector: a transformer student's mean | cls, a BiLSTM's
+    # mean | max | last; None keeps the preset's (a teacher-layers student keeps the teacher's).
+    pooling: str | None = None
     train: TrainConfig = field(default_factory=_student_train)
 
 

@@ -290,7 +290,16 @@ def _hyperparameters(config: dict[str, Any], role: str) -> dict[str, Any]:
         out.update(
             {
                 k: section.get(k)
-                for k in ("preset", "init", "num_layers", "hidden_size", "tokenizer", "dropout", "encoder_dropout")
+                for k in (
+                    "preset",
+                    "init",
+                    "num_layers",
+                    "hidden_size",
+                    "tokenizer",
+                    "pooling",
+                    "dropout",
+                    "encoder_dropout",
+                )
             }
         )  # None: the preset's
         if section.get("embedding_init", "random") != "random":

@@ -30,6 +30,7 @@ from textkd.models.students.registry import (
     StudentPreset,
     register_student_type,
     student_dropout,
+    student_pooling,
     student_tokenizer,
 )
 
@@ -254,7 +255,7 @@ def build_bilstm_student(
         hidden_size=cfg.hidden_size or preset.hidden_size,
         num_layers=cfg.num_layers or preset.num_layers,
         dropout=student_dropout(cfg, preset.dropout),
-        pooling=preset.pooling,
+        pooling=student_pooling(cfg, preset.pooling, BILSTM_POOLINGS, "BiLSTM"),
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
         max_len=preset.max_len,
         **label_maps(len(label_names), list(label_names)),

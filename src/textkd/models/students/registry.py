@@ -129,6 +129,23 @@ def student_dropout(cfg: StudentConfig, default: float) -> float:
     return default if cfg.dropout is None else cfg.dropout
 
 
+def student_pooling(cfg: StudentConfig, default: str, allowed: Sequence[str], kind: str) -> str:
+    """`cfg.pooling` where it is set, else `default`; refuses a pooling this kind of student does not have.
+
+    Example:
+        >>> student_pooling(StudentConfig(pooling="max"), "mean", ("mean", "max", "last"), "BiLSTM")
+        'max'
+    """
+    if cfg.pooling is None:
+        return default
+    if cfg.pooling not in allowed:
+        raise ConfigError(
+            f"student.pooling {cfg.pooling!r} is not a {kind} student's pooling",
+            hint=f"use one of {', '.join(allowed)}, or leave it unset for the preset's",
+        )
+    return cfg.pooling
+
+
 def student_tokenizer(
     cfg: StudentConfig,
     preset: StudentPreset,

@@ -21,11 +21,12 @@ from transformers import PreTrainedTokenizerBase
 from textkd.config import StudentConfig
 from textkd.errors import ConfigError
 from textkd.models.backbones import load_error, load_tokenizer, resolve_backbone, scratch_bert_config
-from textkd.models.classifier import TextkdClassifier
+from textkd.models.classifier import POOLINGS, TextkdClassifier
 from textkd.models.students.registry import (
     StudentPreset,
     register_student_type,
     student_dropout,
+    student_pooling,
     student_tokenizer,
 )
 
@@ -103,7 +104,7 @@ def random_student(
         encoder,
         len(label_names),
         list(label_names),
-        pooling=preset.pooling,
+        pooling=student_pooling(cfg, preset.pooling, POOLINGS, "transformer"),
         head=preset.head,
         dropout=student_dropout(cfg, preset.dropout),
     )
@@ -158,7 +159,7 @@ def teacher_layers_student(
         encoder,
         len(label_names),
         list(label_names),
-        pooling=teacher_config.pooling,
+        pooling=student_pooling(cfg, teacher_config.pooling, POOLINGS, "transformer"),
         head=teacher_config.head,
         dropout=student_dropout(cfg, teacher_config.head_dropout),
     )
@@ -220,7 +221,7 @@ def checkpoint_student(
             path,
             len(label_names),
             list(label_names),
-            pooling=preset.pooling,
+            pooling=student_pooling(cfg, preset.pooling, POOLINGS, "transformer"),
             head=preset.head,
             dropout=student_dropout(cfg, preset.dropout),
         )
