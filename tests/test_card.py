@@ -72,6 +72,7 @@ def test_the_card_sets_the_student_beside_its_teacher(pair, tiny_label_names):
             "train": {"epochs": 3, "patience": 0, "class_weights": "balanced"},
             "dropout": 0.1,
             "pooling": "max",
+            "head": "mlp",
             "embedding_init": "teacher",
         },
         "distill": {"method": "soft", "temperature": 4.0, "alpha": 0.7, "augment": 0},
@@ -86,6 +87,7 @@ def test_the_card_sets_the_student_beside_its_teacher(pair, tiny_label_names):
         "| max tokens | 32 |",
         "| dropout | 0.1 |",
         "| pooling | max |",
+        "| head | mlp |",
         "| embedding initialisation | teacher |",
         "| class weights | balanced |",
     ):

@@ -24,7 +24,9 @@ from textkd.predictor import Predictor
 SHAPES = [(1, 1), (1, 7), (3, 12), (8, 40)]  # (batch, length): none of them the traced (2, 8)
 
 
-def tiny_bilstm(vocab_size: int, labels: list[str], pooling: str = "mean", num_layers: int = 2) -> BiLSTMClassifier:
+def tiny_bilstm(
+    vocab_size: int, labels: list[str], pooling: str = "mean", num_layers: int = 2, head: str = "linear"
+) -> BiLSTMClassifier:
     torch.manual_seed(0)
     config = BiLSTMConfig(
         vocab_size=vocab_size,
@@ -32,6 +34,7 @@ def tiny_bilstm(vocab_size: int, labels: list[str], pooling: str = "mean", num_l
         hidden_size=16,
         num_layers=num_layers,
         pooling=pooling,
+        head=head,
         **label_maps(len(labels), labels),
     )
     return BiLSTMClassifier(config).eval()
@@ -63,10 +66,11 @@ def teacher_dir(tiny_teacher, tiny_tokenizer, tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module", params=["mean", "last"])
+@pytest.fixture(scope="module", params=[("mean", "linear"), ("last", "mlp")], ids=["mean-linear", "last-mlp"])
 def bilstm_dir(request, tiny_tokenizer, tiny_label_names, tmp_path_factory):
-    path = tmp_path_factory.mktemp("export") / f"bilstm-{request.param}"
-    model = tiny_bilstm(len(tiny_tokenizer), tiny_label_names, pooling=request.param)
+    pooling, head = request.param
+    path = tmp_path_factory.mktemp("export") / f"bilstm-{pooling}-{head}"
+    model = tiny_bilstm(len(tiny_tokenizer), tiny_label_names, pooling=pooling, head=head)
     save_model(model, tiny_tokenizer, path, extra={"kind": "student", "preset": "bilstm"})
     return path
 
@@ -78,9 +82,9 @@ def teacher_export(teacher_dir, tiny_texts):
 
 
 @pytest.mark.parametrize("pooling", ["mean", "max", "last"])
-@pytest.mark.parametrize("num_layers", [1, 2])
-def test_masked_bilstm_equals_packed_forward(pooling, num_layers):
-    model = tiny_bilstm(60, ["a", "b", "c"], pooling=pooling, num_layers=num_layers)
+@pytest.mark.parametrize(("num_layers", "head"), [(1, "linear"), (2, "linear"), (2, "mlp")])
+def test_masked_bilstm_equals_packed_forward(pooling, num_layers, head):
+    model = tiny_bilstm(60, ["a", "b", "c"], pooling=pooling, num_layers=num_layers, head=head)
     wrapper = MaskedBiLSTM(model).eval()
     for batch, length in SHAPES:
         ids, mask = padded_batch(batch, length, 60)

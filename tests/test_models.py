@@ -315,15 +315,45 @@ def test_student_pooling_overrides_the_preset_and_survives_save(
     torch.testing.assert_close(logits(loaded.eval(), encoded), out.logits)
 
 
+@pytest.mark.parametrize("init", ["bilstm", "random", "teacher-layers"])
+def test_student_head_overrides_the_preset_and_survives_save(
+    init, tiny_teacher, tiny_tokenizer, tiny_label_names, tmp_path
+):
+    def linears(model):  # the Linear layers from the sentence vector to the logits
+        if isinstance(model, BiLSTMClassifier):
+            return [m for m in (model.head_hidden, model.classifier) if m is not None]
+        return [m for m in model.head if isinstance(m, torch.nn.Linear)]
+
+    preset = "bilstm" if init == "bilstm" else "bert-tiny-2l-128"
+    shape = {"num_layers": 1, "hidden_size": 16} if init != "teacher-layers" else {}
+    args = (preset, tiny_teacher, tiny_tokenizer, tiny_label_names, ["a b"])
+    init = "random" if init == "bilstm" else init
+    default_head = "mlp" if init == "teacher-layers" else "linear"  # the tiny teacher's, else every preset's
+    default, _ = make_student(*args, init=init, **shape)
+    assert len(linears(default)) == (2 if default_head == "mlp" else 1)
+    other = "linear" if default_head == "mlp" else "mlp"
+    model, tokenizer = make_student(*args, init=init, head=other, **shape)
+    assert model.config.head == other
+    width = model.pooled_size if isinstance(model, BiLSTMClassifier) else model.config.encoder.hidden_size
+    shapes = [tuple(m.weight.shape) for m in linears(model)]
+    assert shapes == ([(width, width)] if other == "mlp" else []) + [(len(tiny_label_names), width)]
+    encoded = batch(tokenizer)
+    save_model(model, tokenizer, tmp_path / "student")
+    loaded, _ = load_model(tmp_path / "student")
+    torch.testing.assert_close(logits(loaded.eval(), encoded), logits(model, encoded))
+
+
 @pytest.mark.parametrize(
-    ("preset", "pooling", "message"),
+    ("preset", "key", "value", "message"),
     [
-        ("bilstm", "cls", "student.pooling 'cls' is not a BiLSTM student's pooling"),
-        ("bert-tiny-2l-128", "max", "student.pooling 'max' is not a transformer student's pooling"),
+        ("bilstm", "pooling", "cls", "student.pooling 'cls' is not a BiLSTM student's pooling"),
+        ("bert-tiny-2l-128", "pooling", "max", "student.pooling 'max' is not a transformer student's pooling"),
+        ("bilstm", "head", "deep", "student.head 'deep' is not a BiLSTM student's head"),
+        ("bert-tiny-2l-128", "head", "deep", "student.head 'deep' is not a transformer student's head"),
     ],
 )
-def test_student_pooling_errors(preset, pooling, message, tiny_teacher, tiny_tokenizer, tiny_label_names):
-    cfg = StudentConfig(preset=preset, pooling=pooling)
+def test_student_pooling_and_head_errors(preset, key, value, message, tiny_teacher, tiny_tokenizer, tiny_label_names):
+    cfg = StudentConfig(preset=preset, **{key: value})
     with pytest.raises(ConfigError, match=message):
         build_student(cfg, tiny_teacher, tiny_tokenizer, tiny_label_names, ["a b"])
 

@@ -125,8 +125,10 @@ class StudentConfig:
     # classifier (0.2); None keeps the preset's (a teacher-layers student keeps the teacher's head dropout).
     dropout: float | None = None
     # How token vectors become the sentence vector: a transformer student's mean | cls, a BiLSTM's
-    # mean | max | last; None keeps the preset's (a teacher-layers student keeps the teacher's).
+    # mean | max | last; and the classification head: linear | mlp (a hidden layer as wide as the sentence
+    # vector, GELU). None keeps the preset's (a teacher-layers student keeps the teacher's).
     pooling: str | None = None
+    head: str | None = None
     train: TrainConfig = field(default_factory=_student_train)
 
 

@@ -297,6 +297,7 @@ def _hyperparameters(config: dict[str, Any], role: str) -> dict[str, Any]:
                     "hidden_size",
                     "tokenizer",
                     "pooling",
+                    "head",
                     "dropout",
                     "encoder_dropout",
                 )

@@ -293,7 +293,7 @@ class MaskedBiLSTM(_Module):
         last = _take_steps(hidden[..., :size], (lengths - 1).unsqueeze(1)).squeeze(1)  # (B, H)
         final_hidden = torch.stack([last, hidden[:, 0, size:]])  # (2, B, H): the top layer's two directions
         pooled = self.model.pool(hidden, attention_mask, final_hidden)  # (B, 2H)
-        return self.model.classifier(pooled)  # (B, C)
+        return self.model.classify(pooled)  # (B, C)
 
 
 def _take_steps(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""BiLSTM student: embedding -> stacked bidirectional LSTM over packed sequences -> masked pooling -> linear.
+"""BiLSTM student: embedding -> stacked bidirectional LSTM over packed sequences -> masked pooling -> head.
 
 Padding never reaches the LSTM: sequences are packed with their true lengths (from `attention_mask`), so
 a text's logits do not depend on how much padding its batch has. The common tutorial bug of classifying
@@ -24,13 +24,13 @@ except ImportError:  # pragma: no cover - older transformers
 
 from textkd.config import StudentConfig
 from textkd.errors import ConfigError
-from textkd.models.classifier import label_maps, masked_mean
+from textkd.models.classifier import HEADS, label_maps, masked_mean
 from textkd.models.outputs import ClassifierOutput
 from textkd.models.students.registry import (
     StudentPreset,
     register_student_type,
+    student_choice,
     student_dropout,
-    student_pooling,
     student_tokenizer,
 )
 
@@ -48,6 +48,8 @@ class BiLSTMConfig(PretrainedConfig):
         dropout: between LSTM layers and before the classifier.
         pooling: "mean" (over real tokens), "max" (over real tokens) or "last" (final forward and backward
             states, i.e. the true last and first tokens).
+        head: "linear" (Dropout, Linear 2H->C) or "mlp" (Dropout, Linear 2H->2H, GELU, Dropout, Linear 2H->C;
+            the hidden layer of Tang et al. 2019's BiLSTM).
         pad_token_id: the padding id (its embedding row starts at zero).
         max_len: recommended tokens per text for this student, or None.
     """
@@ -62,6 +64,7 @@ class BiLSTMConfig(PretrainedConfig):
         num_layers: int = 2,
         dropout: float = 0.2,
         pooling: str = "mean",
+        head: str = "linear",
         pad_token_id: int | None = 0,
         max_len: int | None = None,
         initializer_range: float = 0.02,
@@ -70,19 +73,22 @@ class BiLSTMConfig(PretrainedConfig):
         # A classic __init__ so the same config.json loads across transformers versions.
         if pooling not in BILSTM_POOLINGS:
             raise ConfigError(f"unknown BiLSTM pooling {pooling!r}", hint=f"use one of {', '.join(BILSTM_POOLINGS)}")
+        if head not in HEADS:
+            raise ConfigError(f"unknown BiLSTM head {head!r}", hint=f"use one of {', '.join(HEADS)}")
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.dropout = dropout
         self.pooling = pooling
+        self.head = head
         self.max_len = max_len
         self.initializer_range = initializer_range
         super().__init__(pad_token_id=pad_token_id, **kwargs)
 
 
 class BiLSTMClassifier(PreTrainedModel):
-    """Embedding, bidirectional LSTM, masked pooling, dropout, linear head.
+    """Embedding, bidirectional LSTM, masked pooling, then a linear or MLP head.
 
     Example:
         >>> config = BiLSTMConfig(vocab_size=50, embedding_dim=8, hidden_size=8, num_layers=1, num_labels=3)
@@ -112,6 +118,8 @@ class BiLSTMClassifier(PreTrainedModel):
             dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
         self.dropout = nn.Dropout(config.dropout)
+        # The mlp head's hidden layer; a linear head has none (and saved linear-head students load unchanged).
+        self.head_hidden = nn.Linear(2 * config.hidden_size, 2 * config.hidden_size) if config.head == "mlp" else None
         self.classifier = nn.Linear(2 * config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -161,7 +169,7 @@ class BiLSTMClassifier(PreTrainedModel):
         packed_out, (final_hidden, _) = self.lstm(packed)
         lstm_out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=input_ids.size(1))  # (B, L, 2H)
         pooled = self.pool(lstm_out, attention_mask, final_hidden)  # (B, 2H)
-        logits = self.classifier(self.dropout(pooled))  # (B, C)
+        logits = self.classify(pooled)  # (B, C)
         loss = nn.functional.cross_entropy(logits, labels.view(-1)) if labels is not None else None
         output = ClassifierOutput(
             loss=loss,
@@ -170,6 +178,13 @@ class BiLSTMClassifier(PreTrainedModel):
             hidden_states=(embedded, lstm_out) if output_hidden_states else None,
         )
         return output if return_dict is not False else output.to_tuple()
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(B, 2H) sentence vectors -> (B, C) logits through the linear or mlp head."""
+        features = self.dropout(pooled)
+        if self.head_hidden is not None:
+            features = self.dropout(nn.functional.gelu(self.head_hidden(features)))  # (B, 2H)
+        return self.classifier(features)
 
     def pool(self, lstm_out: torch.Tensor, attention_mask: torch.Tensor, final_hidden: torch.Tensor) -> torch.Tensor:
         """(B, L, 2H) LSTM outputs -> (B, 2H) sentence vector, never reading padding positions."""
@@ -255,7 +270,8 @@ def build_bilstm_student(
         hidden_size=cfg.hidden_size or preset.hidden_size,
         num_layers=cfg.num_layers or preset.num_layers,
         dropout=student_dropout(cfg, preset.dropout),
-        pooling=student_pooling(cfg, preset.pooling, BILSTM_POOLINGS, "BiLSTM"),
+        pooling=student_choice(cfg, "pooling", preset.pooling, BILSTM_POOLINGS, "BiLSTM"),
+        head=student_choice(cfg, "head", preset.head, HEADS, "BiLSTM"),
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
         max_len=preset.max_len,
         **label_maps(len(label_names), list(label_names)),

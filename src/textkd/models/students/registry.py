@@ -33,7 +33,7 @@ class StudentPreset:
         embedding_dim: token embedding width (bilstm only).
         dropout: head dropout (transformer) or LSTM/head dropout (bilstm).
         pooling: how token vectors become the sentence vector.
-        head: classification head ("linear" | "mlp"; transformer only).
+        head: classification head ("linear" | "mlp").
         vocab_size: vocabulary size when the student learns its own tokenizer.
         max_len: recommended tokens per text, or None to use `data.max_len`.
         description: one line for `textkd` listings and reports.
@@ -129,21 +129,23 @@ def student_dropout(cfg: StudentConfig, default: float) -> float:
     return default if cfg.dropout is None else cfg.dropout
 
 
-def student_pooling(cfg: StudentConfig, default: str, allowed: Sequence[str], kind: str) -> str:
-    """`cfg.pooling` where it is set, else `default`; refuses a pooling this kind of student does not have.
+def student_choice(cfg: StudentConfig, key: str, default: str, allowed: Sequence[str], kind: str) -> str:
+    """`cfg.<key>` (`pooling` or `head`) where it is set, else `default`; refuses a value this kind of student
+    does not have.
 
     Example:
-        >>> student_pooling(StudentConfig(pooling="max"), "mean", ("mean", "max", "last"), "BiLSTM")
+        >>> student_choice(StudentConfig(pooling="max"), "pooling", "mean", ("mean", "max", "last"), "BiLSTM")
         'max'
     """
-    if cfg.pooling is None:
+    value = getattr(cfg, key)
+    if value is None:
         return default
-    if cfg.pooling not in allowed:
+    if value not in allowed:
         raise ConfigError(
-            f"student.pooling {cfg.pooling!r} is not a {kind} student's pooling",
+            f"student.{key} {value!r} is not a {kind} student's {key}",
             hint=f"use one of {', '.join(allowed)}, or leave it unset for the preset's",
         )
-    return cfg.pooling
+    return value
 
 
 def student_tokenizer(

@@ -21,12 +21,12 @@ from transformers import PreTrainedTokenizerBase
 from textkd.config import StudentConfig
 from textkd.errors import ConfigError
 from textkd.models.backbones import load_error, load_tokenizer, resolve_backbone, scratch_bert_config
-from textkd.models.classifier import POOLINGS, TextkdClassifier
+from textkd.models.classifier import HEADS, POOLINGS, TextkdClassifier
 from textkd.models.students.registry import (
     StudentPreset,
     register_student_type,
+    student_choice,
     student_dropout,
-    student_pooling,
     student_tokenizer,
 )
 
@@ -104,8 +104,8 @@ def random_student(
         encoder,
         len(label_names),
         list(label_names),
-        pooling=student_pooling(cfg, preset.pooling, POOLINGS, "transformer"),
-        head=preset.head,
+        pooling=student_choice(cfg, "pooling", preset.pooling, POOLINGS, "transformer"),
+        head=student_choice(cfg, "head", preset.head, HEADS, "transformer"),
         dropout=student_dropout(cfg, preset.dropout),
     )
 
@@ -159,8 +159,8 @@ def teacher_layers_student(
         encoder,
         len(label_names),
         list(label_names),
-        pooling=student_pooling(cfg, teacher_config.pooling, POOLINGS, "transformer"),
-        head=teacher_config.head,
+        pooling=student_choice(cfg, "pooling", teacher_config.pooling, POOLINGS, "transformer"),
+        head=student_choice(cfg, "head", teacher_config.head, HEADS, "transformer"),
         dropout=student_dropout(cfg, teacher_config.head_dropout),
     )
     student.encoder.embeddings.load_state_dict(teacher_model.encoder.embeddings.state_dict())
@@ -221,8 +221,8 @@ def checkpoint_student(
             path,
             len(label_names),
             list(label_names),
-            pooling=student_pooling(cfg, preset.pooling, POOLINGS, "transformer"),
-            head=preset.head,
+            pooling=student_choice(cfg, "pooling", preset.pooling, POOLINGS, "transformer"),
+            head=student_choice(cfg, "head", preset.head, HEADS, "transformer"),
             dropout=student_dropout(cfg, preset.dropout),
         )
     except (OSError, ValueError, KeyError) as err:
