@@ -358,6 +358,21 @@ def test_student_pooling_and_head_errors(preset, key, value, message, tiny_teach
         build_student(cfg, tiny_teacher, tiny_tokenizer, tiny_label_names, ["a b"])
 
 
+def test_a_bilstm_saved_before_heads_existed_loads_with_a_linear_head(
+    tiny_teacher, tiny_tokenizer, tiny_label_names, tmp_path
+):
+    model, tokenizer = make_student("bilstm", tiny_teacher, tiny_tokenizer, tiny_label_names, [], hidden_size=16)
+    save_model(model, tokenizer, tmp_path / "student")
+    config_path = tmp_path / "student" / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["head"]  # as textkd wrote it before student.head
+    config_path.write_text(json.dumps(config))
+    loaded, _ = load_model(tmp_path / "student")
+    assert loaded.config.head == "linear" and loaded.head_hidden is None
+    encoded = batch(tokenizer)
+    torch.testing.assert_close(logits(loaded.eval(), encoded), logits(model, encoded))
+
+
 def test_bilstm_teacher_embeddings_are_projected(tiny_teacher, tiny_tokenizer, tiny_label_names):
     model, _ = make_student(
         "bilstm", tiny_teacher, tiny_tokenizer, tiny_label_names, [], hidden_size=16, embedding_init="teacher"
