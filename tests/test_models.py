@@ -298,9 +298,10 @@ def test_student_pooling_overrides_the_preset_and_survives_save(
     preset = "bilstm" if init == "bilstm" else "bert-tiny-2l-128"
     shape = {"num_layers": 1, "hidden_size": 16} if init != "teacher-layers" else {}
     args = (preset, tiny_teacher, tiny_tokenizer, tiny_label_names, ["a b"])
-    default, _ = make_student(*args, init=init if init != "bilstm" else "random", **shape)
+    init = "random" if init == "bilstm" else init
+    default, _ = make_student(*args, init=init, **shape)
     assert default.config.pooling == "mean"  # every preset's, and the tiny teacher's
-    model, tokenizer = make_student(*args, init=init if init != "bilstm" else "random", pooling=pooling, **shape)
+    model, tokenizer = make_student(*args, init=init, pooling=pooling, **shape)
     assert model.config.pooling == pooling
     encoded = batch(tokenizer)  # the shorter texts are padded
     with torch.no_grad():
