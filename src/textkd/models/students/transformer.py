@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 from transformers import PreTrainedTokenizerBase
@@ -29,6 +30,15 @@ from textkd.models.students.registry import (
     student_dropout,
     student_tokenizer,
 )
+
+
+def _head_settings(cfg: StudentConfig, pooling: str, head: str, dropout: float) -> dict[str, Any]:
+    """The pooling, head and head dropout for `TextkdClassifier`: the student config's where set, else these."""
+    return {
+        "pooling": student_choice(cfg, "pooling", pooling, POOLINGS, "transformer"),
+        "head": student_choice(cfg, "head", head, HEADS, "transformer"),
+        "dropout": student_dropout(cfg, dropout),
+    }
 
 
 @register_student_type("transformer")
@@ -104,9 +114,7 @@ def random_student(
         encoder,
         len(label_names),
         list(label_names),
-        pooling=student_choice(cfg, "pooling", preset.pooling, POOLINGS, "transformer"),
-        head=student_choice(cfg, "head", preset.head, HEADS, "transformer"),
-        dropout=student_dropout(cfg, preset.dropout),
+        **_head_settings(cfg, preset.pooling, preset.head, preset.dropout),
     )
 
 
@@ -159,9 +167,7 @@ def teacher_layers_student(
         encoder,
         len(label_names),
         list(label_names),
-        pooling=student_choice(cfg, "pooling", teacher_config.pooling, POOLINGS, "transformer"),
-        head=student_choice(cfg, "head", teacher_config.head, HEADS, "transformer"),
-        dropout=student_dropout(cfg, teacher_config.head_dropout),
+        **_head_settings(cfg, teacher_config.pooling, teacher_config.head, teacher_config.head_dropout),
     )
     student.encoder.embeddings.load_state_dict(teacher_model.encoder.embeddings.state_dict())
     for student_index, teacher_index in enumerate(layers):
@@ -221,9 +227,7 @@ def checkpoint_student(
             path,
             len(label_names),
             list(label_names),
-            pooling=student_choice(cfg, "pooling", preset.pooling, POOLINGS, "transformer"),
-            head=student_choice(cfg, "head", preset.head, HEADS, "transformer"),
-            dropout=student_dropout(cfg, preset.dropout),
+            **_head_settings(cfg, preset.pooling, preset.head, preset.dropout),
         )
     except (OSError, ValueError, KeyError) as err:
         raise load_error(path, err) from None
