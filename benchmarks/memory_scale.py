@@ -105,6 +105,7 @@ def stage(name: str, work: Path, rows: int) -> dict:
             "transfer_rows": info["transfer_set"]["labelled_rows"] + info["transfer_set"]["teacher_labelled_rows"],
             "steps": result.fit.history[-1]["step"],
             "accuracy": result.test_metrics["accuracy"],
+            "macro_f1": result.test_metrics["macro_f1"],
         }
     return {
         "stage": name,
