@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,13 @@ def test_help_lists_commands():
     assert result.exit_code == 0
     for command in ("data", "teacher", "distill", "evaluate", "predict"):
         assert command in result.output
+
+
+def test_starting_the_cli_loads_neither_matplotlib_nor_sklearn():
+    # Each adds about 0.4 s to every command's start; they are imported where a figure or a metric is made.
+    code = "import sys, textkd.cli; print(sorted({'matplotlib', 'sklearn'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_version_names_textkd_torch_and_transformers():

@@ -281,17 +281,12 @@ def _trial_row(trial) -> dict[str, Any]:
 
 
 def _plot(rows: list[dict[str, Any]]) -> bytes | None:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from textkd.evaluation.plots import new_figure, png_bytes
 
     done = [r for r in rows if r["value"] is not None]
     if not done:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    fig, ax = new_figure(6.4, 3.6)
     ax.scatter([r["trial"] for r in done], [r["value"] for r in done], label="complete", color="tab:blue")
     pruned = [r["trial"] for r in rows if r["state"] == "pruned"]
     if pruned:
@@ -307,11 +302,7 @@ def _plot(rows: list[dict[str, Any]]) -> bytes | None:
     ax.set_xlabel("trial")
     ax.set_ylabel("validation macro-F1")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)
 
 
 def _markdown(summary: dict[str, Any], has_plot: bool) -> str:

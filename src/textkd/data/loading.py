@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from textkd.config import DataConfig
 from textkd.data.dataset import DatasetSplits, TextDataset
@@ -313,6 +312,8 @@ def carve(
         >>> notes[-1]  # doctest: +SKIP
         'validation carved from train: 1,001 rows (10%, stratified, seed 42)'
     """
+    from sklearn.model_selection import train_test_split  # here, not at import: it slows every command's start
+
     counts = np.bincount(data.labels, minlength=data.num_labels)
     pool = np.flatnonzero(counts[data.labels] >= 2)  # rows of classes that can give one away
     singles = np.flatnonzero(counts[data.labels] < 2)
