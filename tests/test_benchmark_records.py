@@ -1,5 +1,5 @@
 """Benchmark scripts: records name the commit checked out when the script started; `distill_grid --resume`
-reaches the students."""
+reaches the students; every committed record in benchmarks/results/ keeps the record contract."""
 
 import importlib.util
 import json
@@ -21,6 +21,74 @@ def _load(script: str, name: str):
 
 def _load_common():
     return _load("_common.py", "bench_common")
+
+
+RECORDS = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+# Measured in session 2, before benchmarks/memory_scale.py recorded macro-F1 beside accuracy (commit 6662c5e).
+WITHOUT_MACRO_F1 = {"memory_scale_cpu.json"}
+# What every record names, each as the keys that may carry it (one record per run, or a list of runs).
+NAMED = {
+    "dataset": ("dataset",),
+    "machine": ("machine",),
+    "teacher": ("teacher",),
+    "student preset": ("student", "student_preset"),
+    "method": ("method",),
+    "time": ("wall_s", "total_wall_s", "epoch_s"),
+}
+
+
+def _dicts(value):
+    """Every dict inside a JSON value, the value itself first."""
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _dicts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _dicts(item)
+
+
+def contract_problems(record: dict, filename: str) -> list[str]:
+    """What a result record lacks against the benchmarks' contract (empty when it keeps it)."""
+    problems = []
+    found = set().union(*(d.keys() for d in _dicts(record)))
+    problems += [f"names no {what} ({' / '.join(keys)})" for what, keys in NAMED.items() if not found & set(keys)]
+    if not isinstance(record.get("machine"), dict):
+        problems.append("has no top-level machine description")
+    for row in _dicts(record):
+        if "accuracy" not in row:
+            continue
+        for key in ("accuracy", "macro_f1"):
+            if key == "macro_f1" and filename in WITHOUT_MACRO_F1:
+                continue
+            value = row.get(key, "missing")
+            if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+                problems.append(f"{key} is {value!r}, not a fraction in [0, 1]")
+    if filename.startswith("load_test") and not isinstance(record.get("requests_per_s"), (int, float)):
+        problems.append("a load test without requests_per_s")
+    if "vs_peer" in filename and not (isinstance(record.get("speedup"), (int, float)) or record.get("quick")):
+        problems.append("a comparison with the peer without its speedup")
+    return problems
+
+
+@pytest.mark.parametrize("path", RECORDS, ids=lambda path: path.stem)
+def test_every_committed_record_keeps_the_contract(path):
+    assert contract_problems(json.loads(path.read_text(encoding="utf-8")), path.name) == []
+
+
+def test_the_contract_check_names_what_a_record_lacks():
+    record = {
+        "machine": {"label": "CPU x2"},
+        "dataset": "banking77",
+        "runs": [{"teacher": "t", "student": "bilstm", "method": "soft", "accuracy": 91.2, "wall_s": 1.0}],
+    }
+    assert contract_problems(record, "cpu_probe.json") == [
+        "accuracy is 91.2, not a fraction in [0, 1]",
+        "macro_f1 is 'missing', not a fraction in [0, 1]",
+    ]
+    del record["runs"][0]["wall_s"]
+    assert contract_problems(record, "load_test_probe.json")[0] == "names no time (wall_s / total_wall_s / epoch_s)"
+    assert contract_problems(record, "load_test_probe.json")[-1] == "a load test without requests_per_s"
 
 
 def test_record_keeps_the_commit_read_at_start(tmp_path, monkeypatch):
