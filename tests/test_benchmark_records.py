@@ -26,10 +26,10 @@ def _load_common():
 RECORDS = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
 # Measured in session 2, before benchmarks/memory_scale.py recorded macro-F1 beside accuracy (commit 6662c5e).
 WITHOUT_MACRO_F1 = {"memory_scale_cpu.json"}
-# What every record names, each as the keys that may carry it (one record per run, or a list of runs).
+# What every record names, each as the keys that may carry it (one record per run, or a list of runs); the machine
+# is checked apart, at the top level.
 NAMED = {
     "dataset": ("dataset",),
-    "machine": ("machine",),
     "teacher": ("teacher",),
     "student preset": ("student", "student_preset"),
     "method": ("method",),
