@@ -50,14 +50,12 @@ def _dicts(value):
 
 def contract_problems(record: dict, filename: str) -> list[str]:
     """What a result record lacks against the benchmarks' contract (empty when it keeps it)."""
-    problems = []
-    found = set().union(*(d.keys() for d in _dicts(record)))
-    problems += [f"names no {what} ({' / '.join(keys)})" for what, keys in NAMED.items() if not found & set(keys)]
+    dicts = list(_dicts(record))
+    found = set().union(*(d.keys() for d in dicts))
+    problems = [f"names no {what} ({' / '.join(keys)})" for what, keys in NAMED.items() if not found & set(keys)]
     if not isinstance(record.get("machine"), dict):
         problems.append("has no top-level machine description")
-    for row in _dicts(record):
-        if "accuracy" not in row:
-            continue
+    for row in (d for d in dicts if "accuracy" in d):
         for key in ("accuracy", "macro_f1"):
             if key == "macro_f1" and filename in WITHOUT_MACRO_F1:
                 continue
