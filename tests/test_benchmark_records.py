@@ -24,8 +24,6 @@ def _load_common():
 
 
 RECORDS = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
-# Measured in session 2, before benchmarks/memory_scale.py recorded macro-F1 beside accuracy (commit 6662c5e).
-WITHOUT_MACRO_F1 = {"memory_scale_cpu.json"}
 # What every record names, each as the keys that may carry it (one record per run, or a list of runs); the machine
 # is checked apart, at the top level.
 NAMED = {
@@ -57,8 +55,6 @@ def contract_problems(record: dict, filename: str) -> list[str]:
         problems.append("has no top-level machine description")
     for row in (d for d in dicts if "accuracy" in d):
         for key in ("accuracy", "macro_f1"):
-            if key == "macro_f1" and filename in WITHOUT_MACRO_F1:
-                continue
             value = row.get(key, "missing")
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
                 problems.append(f"{key} is {value!r}, not a fraction in [0, 1]")
