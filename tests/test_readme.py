@@ -1,12 +1,15 @@
-"""The README's command examples against the real CLI, so the documentation cannot drift from the code.
+"""The README's examples against the real CLI and API, so the documentation cannot drift from the code.
 
 Every `textkd ...` line of the README's shell blocks must name a command that exists and only options that
 command has. Lines of the commands with `--print-config` (teacher, distill, sweep, run) are run with it: the
 recipe, the named options and the dotted overrides are all resolved and checked, and nothing is trained.
+Every `textkd.name(...)` call of its Python blocks must name a public function that takes those arguments.
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
 import shlex
 from pathlib import Path
@@ -15,6 +18,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
+import textkd
 from textkd.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,3 +106,19 @@ def test_a_readme_example_resolves_to_a_valid_config(line, monkeypatch):
     monkeypatch.chdir(ROOT)  # the examples name recipes/*.yaml from the repository root
     result = CliRunner().invoke(app, [*shlex.split(line)[1:], "--print-config"])
     assert result.exit_code == 0, result.output
+
+
+def test_the_readme_python_calls_match_the_api():
+    calls = [
+        node
+        for block in re.findall(r"```python\n(.*?)```", README, re.S)
+        for node in ast.walk(ast.parse(block))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and ast.unparse(node.func.value) == "textkd"
+    ]
+    assert calls, "no textkd calls found in the README's Python blocks"
+    for call in calls:
+        assert call.func.attr in textkd.__all__, f"textkd.{call.func.attr} is not public"
+        signature = inspect.signature(getattr(textkd, call.func.attr))
+        signature.bind(*call.args, **{k.arg: k.value for k in call.keywords})  # TypeError on a wrong argument
