@@ -395,6 +395,10 @@ def test_print_config_writes_a_recipe_that_loads_back_and_trains_nothing(tmp_pat
         (["teacher"], ["--teacher.dropout", "1.5"], r"teacher.dropout must be in \[0, 1\)"),
         (["sweep", "--teacher", "t"], ["--student.dropout", "-1"], r"student.dropout must be in \[0, 1\)"),
         (["run"], ["--run.methods", "none,sof"], "unknown method 'sof' in run.methods"),
+        (["distill", "--teacher", "t"], ["--kd.kd-loss", "msee"], "unknown distill.kd_loss 'msee'"),
+        (["distill", "--teacher", "t", "--student", "bilstn"], [], "unknown student preset 'bilstn'"),
+        (["run"], ["--run.students", "bilstm,tinybert-4l-31"], "unknown student preset 'tinybert-4l-31'"),
+        (["run"], ["--run.students", "bilstm", "--run.student_overrides", '{"bilstm": {"pooling": "cls"}}'], "'cls'"),
     ],
 )
 def test_print_config_checks_the_values_first(command, args, message, tmp_path, monkeypatch):

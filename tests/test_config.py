@@ -115,6 +115,20 @@ def test_mapping_overrides_parse_from_the_command_line():
         ({"student.hidden_size": 0}, r"student.hidden_size must be >= 1, got 0"),
         ({"distill.teacher_weights": [1.0, 2.0]}, r"distill.teacher_weights needs 1 non-negative weights"),  # 1 teacher
         ({"data.max_len": 0}, r"data.max_len must be >= 1, got 0"),
+        # Misspelt names, refused before the data or the teacher loads (and by --print-config).
+        ({"student.preset": "bilstn"}, r"unknown student preset 'bilstn' — did you mean 'bilstm'\?"),
+        ({"student.pooling": "max"}, r"student.pooling 'max' is not a transformer student's pooling"),
+        ({"student.preset": "bilstm", "student.pooling": "cls"}, r"'cls' is not a BiLSTM student's pooling"),
+        ({"student.head": "mpl"}, r"student.head 'mpl' is not a transformer student's head"),
+        ({"student.tokenizer": "bpe"}, r"unknown student.tokenizer 'bpe'"),
+        ({"student.embedding_init": "glove"}, r"unknown student.embedding_init 'glove'"),
+        ({"teacher.pooling": "max"}, r"teacher.pooling must be one of mean, cls, got 'max'"),
+        ({"teacher.head": "mpl"}, r"teacher.head must be one of mlp, linear, got 'mpl'"),
+        ({"distill.method": "sofft"}, r"unknown distill.method 'sofft'; did you mean 'soft'\?"),
+        ({"distill.kd_loss": "msee"}, r"unknown distill.kd_loss 'msee'; did you mean 'mse'\?"),
+        ({"distill.alpha": 1.5}, r"distill.alpha must be in \[0, 1\], got 1.5"),
+        ({"distill.temperature_schedule": "cosin"}, r"unknown distill.temperature_schedule 'cosin'"),
+        ({"distill.alpha_schedule": "linear"}, r"distill.alpha_schedule is 'linear' but distill.alpha_end is not set"),
     ],
 )
 def test_check_config_names_the_key_of_a_value_no_run_can_use(override, message):

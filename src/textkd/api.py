@@ -240,8 +240,7 @@ def distill(
     for method in methods:
         if method not in METHODS:
             raise ConfigError(f"unknown method {method!r}", hint=f"choose from {', '.join(METHODS)}")
-    check_config(cfg, ("data", "student", "distill"))
-    distill_schedules(cfg.distill)  # a bad schedule fails here, before the teacher loads
+    check_config(cfg, ("data", "student", "distill"))  # a bad schedule or preset fails here, before the teacher loads
     teacher_dir = model_folder(teacher_dir)
     teacher, teacher_tokenizer = load_model(teacher_dir)
     splits = align_labels(teacher, splits or load_splits(cfg.data), teacher_dir)

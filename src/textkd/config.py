@@ -215,8 +215,9 @@ CONFIG_SECTIONS = ("data", "teacher", "student", "distill")  # the sections chec
 
 
 def check_config(cfg: Config, sections: tuple[str, ...] = CONFIG_SECTIONS) -> None:
-    """Reject values no run can use (0 epochs, a batch of 0, a negative augmentation count...) with the key that
-    holds them, before any data is read or a model is trained; the API's entry points call it first.
+    """Reject values no run can use (0 epochs, a batch of 0, a negative augmentation count, a misspelt student
+    preset, method, KD loss, schedule, pooling or head...) with the key that holds them, before any data is read
+    or a model is trained; the API's entry points and `--print-config` call it first.
 
     Example:
         >>> check_config(Config(student=StudentConfig(train=TrainConfig(epochs=0))))
@@ -233,8 +234,19 @@ def check_config(cfg: Config, sections: tuple[str, ...] = CONFIG_SECTIONS) -> No
                 f"teacher.label_smoothing must be in [0, 1), got {cfg.teacher.label_smoothing}",
                 hint="0.1 is the usual value",
             )
+        from textkd.models.backbones import OWN_TOKENIZERS
+        from textkd.models.classifier import HEADS, POOLINGS
+
+        for key, allowed in (("pooling", POOLINGS), ("head", HEADS), ("tokenizer", OWN_TOKENIZERS)):
+            if getattr(cfg.teacher, key) not in allowed:
+                raise ConfigError(
+                    f"teacher.{key} must be one of {', '.join(allowed)}, got {getattr(cfg.teacher, key)!r}"
+                )
         check_train(cfg.teacher.train, "teacher.train")
     if "student" in sections:
+        from textkd.models.students.registry import check_student_config
+
+        check_student_config(cfg.student)
         for key in ("num_layers", "hidden_size"):
             if getattr(cfg.student, key) is not None:
                 at_least(getattr(cfg.student, key), 1, f"student.{key}", hint="leave it unset for the preset's")
@@ -255,6 +267,11 @@ def check_config(cfg: Config, sections: tuple[str, ...] = CONFIG_SECTIONS) -> No
         for key in ("augment_p_mask", "augment_p_replace", "augment_p_ngram"):
             if not 0.0 <= getattr(cfg.distill, key) <= 1.0:
                 raise ConfigError(f"distill.{key} must be in [0, 1], got {getattr(cfg.distill, key)}")
+        from textkd.losses import build_loss
+        from textkd.losses.schedules import distill_schedules
+
+        build_loss(cfg.distill.method, cfg.distill)  # the method, the KD loss, the weights and T, as training will
+        distill_schedules(cfg.distill)
 
 
 def check_train(train: TrainConfig, where: str = "train") -> None:

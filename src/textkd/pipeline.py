@@ -36,7 +36,6 @@ from rich.table import Table
 
 from textkd import api
 from textkd.config import (
-    CONFIG_SECTIONS,
     Config,
     RunConfig,
     StudentConfig,
@@ -130,8 +129,6 @@ def run(cfg: Config, *, teacher_dir: str | Path | None = None, name: str | None 
         for spec in settings.students
         for method in settings.methods
     ]
-    for cell in cells:  # every student's settings with its overrides, before the teacher trains
-        check_config(cell.cfg, ("student",))
     save_config(cfg, run_dir / "config.yaml")
     _write_manifest(run_dir, cfg, settings, teacher, cells)
     reused = teacher.resolve() != (run_dir / "teacher").resolve()  # given now, or by an earlier invocation
@@ -303,7 +300,9 @@ def check_run_config(cfg: Config, *, teacher_given: bool = False) -> RunConfig:
     """
     settings = run_settings(cfg)
     _check_settings(settings)
-    check_config(cfg, ("data", "student", "distill") if teacher_given else CONFIG_SECTIONS)
+    check_config(cfg, ("data", "distill") if teacher_given else ("data", "teacher", "distill"))
+    for spec in settings.students:  # each student as it will train, with its overrides (not the base section)
+        check_config(_student_cell(cfg, settings, spec, settings.methods[0], Path())[0], ("student",))
     return settings
 
 

@@ -70,6 +70,9 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
         raise load_error(name_or_path, err) from None
 
 
+OWN_TOKENIZERS = ("wordpiece", "char")  # what own_tokenizer learns from texts
+
+
 def own_tokenizer(kind: str, texts: Sequence[str], vocab_size: int, language: str = "en") -> PreTrainedTokenizerBase:
     """A tokenizer learnt from `texts`: "wordpiece" or "char" (Chinese text always gets "char").
 
@@ -80,7 +83,7 @@ def own_tokenizer(kind: str, texts: Sequence[str], vocab_size: int, language: st
         >>> own_tokenizer("wordpiece", ["a b c"] * 3, 50).pad_token_id
         0
     """
-    if kind not in ("wordpiece", "char"):
+    if kind not in OWN_TOKENIZERS:
         raise ConfigError(f"unknown tokenizer {kind!r}", hint="use wordpiece or char")
     if kind == "char" or language.lower().startswith("zh"):
         return build_char_tokenizer(texts, vocab_size=vocab_size)

@@ -29,8 +29,8 @@ from textkd.models.outputs import ClassifierOutput
 from textkd.models.students.registry import (
     StudentPreset,
     register_student_type,
-    student_choice,
     student_dropout,
+    student_pooling_and_head,
     student_tokenizer,
 )
 
@@ -227,7 +227,7 @@ def teacher_embedding_matrix(teacher_model: nn.Module, dim: int) -> torch.Tensor
     return torch.cat([projected, extra], dim=1)
 
 
-@register_student_type("bilstm")
+@register_student_type("bilstm", label="BiLSTM", poolings=BILSTM_POOLINGS)
 def build_bilstm_student(
     cfg: StudentConfig,
     preset: StudentPreset,
@@ -245,8 +245,6 @@ def build_bilstm_student(
     """
     if cfg.init != "random":
         raise ConfigError(f"a BiLSTM student supports student.init 'random' only, got {cfg.init!r}")
-    if cfg.embedding_init not in ("random", "teacher"):
-        raise ConfigError(f"unknown student.embedding_init {cfg.embedding_init!r}", hint="use random or teacher")
     if cfg.encoder_dropout is not None:
         raise ConfigError(
             "student.encoder_dropout applies to transformer students; a BiLSTM's dropout is student.dropout",
@@ -264,14 +262,15 @@ def build_bilstm_student(
         # At the scale of the BiLSTM's own N(0, 1) init: a BERT table's entries have a std near 0.05, and inputs
         # ~18x smaller than the LSTM is tuned for trained worse than random rows (benchmarks/README.md).
         teacher_rows = teacher_rows / teacher_rows.std()
+    pooling, head = student_pooling_and_head(cfg, "bilstm", preset.pooling, preset.head)
     config = BiLSTMConfig(
         vocab_size=teacher_rows.size(0) if teacher_rows is not None else len(tokenizer),
         embedding_dim=preset.embedding_dim,
         hidden_size=cfg.hidden_size or preset.hidden_size,
         num_layers=cfg.num_layers or preset.num_layers,
         dropout=student_dropout(cfg, preset.dropout),
-        pooling=student_choice(cfg, "pooling", preset.pooling, BILSTM_POOLINGS, "BiLSTM"),
-        head=student_choice(cfg, "head", preset.head, HEADS, "BiLSTM"),
+        pooling=pooling,
+        head=head,
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
         max_len=preset.max_len,
         **label_maps(len(label_names), list(label_names)),

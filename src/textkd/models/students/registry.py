@@ -16,7 +16,8 @@ from transformers import PreTrainedTokenizerBase
 
 from textkd.config import StudentConfig
 from textkd.errors import ConfigError
-from textkd.models.backbones import own_tokenizer
+from textkd.models.backbones import OWN_TOKENIZERS, own_tokenizer
+from textkd.models.classifier import HEADS
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ STUDENT_PRESETS: dict[str, StudentPreset] = {}
 # A builder gets (cfg, preset, teacher_model, teacher_tokenizer, label_names, train_texts, language).
 StudentBuilder = Callable[..., tuple[nn.Module, PreTrainedTokenizerBase]]
 STUDENT_BUILDERS: dict[str, StudentBuilder] = {}
+# Per student type: its name in messages and the poolings it has (every type has the heads in HEADS).
+STUDENT_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {}
+STUDENT_TOKENIZERS = ("teacher", *OWN_TOKENIZERS)
+EMBEDDING_INITS = ("random", "teacher")
 
 
 def register_student_preset(preset: StudentPreset) -> StudentPreset:
@@ -69,11 +74,14 @@ def register_student_preset(preset: StudentPreset) -> StudentPreset:
     return preset
 
 
-def register_student_type(name: str) -> Callable[[StudentBuilder], StudentBuilder]:
-    """Decorator registering the builder of a student `type`."""
+def register_student_type(
+    name: str, *, label: str, poolings: Sequence[str]
+) -> Callable[[StudentBuilder], StudentBuilder]:
+    """Decorator registering the builder of a student `type`, its name in messages and the poolings it has."""
 
     def decorate(builder: StudentBuilder) -> StudentBuilder:
         STUDENT_BUILDERS[name] = builder
+        STUDENT_KINDS[name] = (label, tuple(poolings))
         return builder
 
     return decorate
@@ -91,6 +99,24 @@ def get_student_preset(key: str) -> StudentPreset:
         hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(STUDENT_PRESETS)}"
         raise ConfigError(f"unknown student preset {key!r}", hint=hint)
     return STUDENT_PRESETS[key]
+
+
+def check_student_config(cfg: StudentConfig) -> StudentPreset:
+    """`cfg`'s preset, after refusing what `build_student` would refuse without a teacher or data: an unknown
+    preset (with the closest one), and a tokenizer, embedding init, pooling or head its kind of student lacks.
+
+    Example:
+        >>> check_student_config(StudentConfig(preset="bilstn"))
+        Traceback (most recent call last):
+        textkd.errors.ConfigError: unknown student preset 'bilstn' — did you mean 'bilstm'?
+    """
+    preset = get_student_preset(cfg.preset)
+    student_pooling_and_head(cfg, preset.type, preset.pooling, preset.head)
+    if cfg.tokenizer not in STUDENT_TOKENIZERS:
+        raise ConfigError(f"unknown student.tokenizer {cfg.tokenizer!r}", hint="use teacher, wordpiece or char")
+    if cfg.embedding_init not in EMBEDDING_INITS:
+        raise ConfigError(f"unknown student.embedding_init {cfg.embedding_init!r}", hint="use random or teacher")
+    return preset
 
 
 def build_student(
@@ -111,7 +137,7 @@ def build_student(
         >>> model.config.num_labels
         2
     """
-    preset = get_student_preset(cfg.preset)
+    preset = check_student_config(cfg)
     builder = STUDENT_BUILDERS[preset.type]
     model, tokenizer = builder(cfg, preset, teacher_model, teacher_tokenizer, label_names, train_texts, language)
     model.config.textkd_role = "student"
@@ -129,23 +155,26 @@ def student_dropout(cfg: StudentConfig, default: float) -> float:
     return default if cfg.dropout is None else cfg.dropout
 
 
-def student_choice(cfg: StudentConfig, key: str, default: str, allowed: Sequence[str], kind: str) -> str:
-    """`cfg.<key>` (`pooling` or `head`) where it is set, else `default`; refuses a value this kind of student
-    does not have.
+def student_pooling_and_head(cfg: StudentConfig, kind: str, pooling: str, head: str) -> tuple[str, str]:
+    """`cfg.pooling` and `cfg.head` where set, else `pooling` and `head` (the preset's, or the teacher's for a
+    teacher-layers student); refuses one that a student of type `kind` does not have.
 
     Example:
-        >>> student_choice(StudentConfig(pooling="max"), "pooling", "mean", ("mean", "max", "last"), "BiLSTM")
-        'max'
+        >>> student_pooling_and_head(StudentConfig(pooling="max"), "bilstm", "mean", "linear")
+        ('max', 'linear')
     """
-    value = getattr(cfg, key)
-    if value is None:
-        return default
-    if value not in allowed:
-        raise ConfigError(
-            f"student.{key} {value!r} is not a {kind} student's {key}",
-            hint=f"use one of {', '.join(allowed)}, or leave it unset for the preset's",
-        )
-    return value
+    label, poolings = STUDENT_KINDS[kind]
+
+    def choose(key: str, default: str, allowed: Sequence[str]) -> str:
+        value = getattr(cfg, key)
+        if value is not None and value not in allowed:
+            raise ConfigError(
+                f"student.{key} {value!r} is not a {label} student's {key}",
+                hint=f"use one of {', '.join(allowed)}, or leave it unset for the preset's",
+            )
+        return default if value is None else value
+
+    return choose("pooling", pooling, poolings), choose("head", head, HEADS)
 
 
 def student_tokenizer(
@@ -170,8 +199,6 @@ def student_tokenizer(
                 hint="set student.tokenizer to wordpiece or char",
             )
         return teacher_tokenizer
-    if cfg.tokenizer not in ("wordpiece", "char"):
-        raise ConfigError(f"unknown student.tokenizer {cfg.tokenizer!r}", hint="use teacher, wordpiece or char")
     return own_tokenizer(cfg.tokenizer, train_texts, preset.vocab_size, language)
 
 

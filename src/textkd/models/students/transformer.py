@@ -22,26 +22,27 @@ from transformers import PreTrainedTokenizerBase
 from textkd.config import StudentConfig
 from textkd.errors import ConfigError
 from textkd.models.backbones import load_error, load_tokenizer, resolve_backbone, scratch_bert_config
-from textkd.models.classifier import HEADS, POOLINGS, TextkdClassifier
+from textkd.models.classifier import POOLINGS, TextkdClassifier
 from textkd.models.students.registry import (
     StudentPreset,
     register_student_type,
-    student_choice,
     student_dropout,
+    student_pooling_and_head,
     student_tokenizer,
 )
 
 
 def _head_settings(cfg: StudentConfig, pooling: str, head: str, dropout: float) -> dict[str, Any]:
     """The pooling, head and head dropout for `TextkdClassifier`: the student config's where set, else these."""
+    pooling, head = student_pooling_and_head(cfg, "transformer", pooling, head)
     return {
-        "pooling": student_choice(cfg, "pooling", pooling, POOLINGS, "transformer"),
-        "head": student_choice(cfg, "head", head, HEADS, "transformer"),
+        "pooling": pooling,
+        "head": head,
         "dropout": student_dropout(cfg, dropout),
     }
 
 
-@register_student_type("transformer")
+@register_student_type("transformer", label="transformer", poolings=POOLINGS)
 def build_transformer_student(
     cfg: StudentConfig,
     preset: StudentPreset,
