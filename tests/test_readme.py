@@ -26,10 +26,26 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 PRINTS_CONFIG = {"teacher", "distill", "sweep", "run"}
 
 
+def fenced_blocks(text: str, languages: set[str]) -> list[str]:
+    """The bodies of the ```-fenced blocks whose language is in `languages` ("" for a bare fence)."""
+    blocks, language, body = [], None, []
+    for line in text.splitlines():
+        if line.startswith("```"):
+            if language is None:
+                language, body = line[3:].strip(), []
+            else:
+                if language in languages:
+                    blocks.append("\n".join(body) + "\n")
+                language = None
+        elif language is not None:
+            body.append(line)
+    return blocks
+
+
 def readme_commands(text: str) -> list[str]:
     """Each `textkd ...` line of the shell blocks, continuation lines joined, comments and redirections cut."""
     lines = []
-    for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", text, re.S):
+    for block in fenced_blocks(text, {"bash", "sh", "console", ""}):
         for line in block.replace("\\\n", " ").splitlines():
             line = re.split(r"\s#|\s>\s", line)[0].strip()
             if line.startswith("textkd "):
@@ -76,7 +92,10 @@ def unknown_options(line: str) -> list[str]:
 
 
 def test_the_readme_checker_finds_what_is_wrong():
-    text = "```bash\ntextkd bench a b --runs 5 \\\n  --bogus 1   # comment --also\ntextkd nothing here\n```\n"
+    text = (
+        "```python\nx = 1\n```\ntextkd prose --is-skipped\n"
+        "```bash\ntextkd bench a b --runs 5 \\\n  --bogus 1   # comment --also\ntextkd nothing here\n```\n"
+    )
     lines = readme_commands(text)
     assert lines == ["textkd bench a b --runs 5    --bogus 1", "textkd nothing here"]
     assert unknown_options(lines[0]) == ["--bogus"]
@@ -111,7 +130,7 @@ def test_a_readme_example_resolves_to_a_valid_config(line, monkeypatch):
 def test_the_readme_python_calls_match_the_api():
     calls = [
         node
-        for block in re.findall(r"```python\n(.*?)```", README, re.S)
+        for block in fenced_blocks(README, {"python"})
         for node in ast.walk(ast.parse(block))
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
