@@ -238,10 +238,7 @@ def check_config(cfg: Config, sections: tuple[str, ...] = CONFIG_SECTIONS) -> No
         from textkd.models.classifier import HEADS, POOLINGS
 
         for key, allowed in (("pooling", POOLINGS), ("head", HEADS), ("tokenizer", OWN_TOKENIZERS)):
-            if getattr(cfg.teacher, key) not in allowed:
-                raise ConfigError(
-                    f"teacher.{key} must be one of {', '.join(allowed)}, got {getattr(cfg.teacher, key)!r}"
-                )
+            one_of(getattr(cfg.teacher, key), allowed, f"teacher.{key}")
         check_train(cfg.teacher.train, "teacher.train")
     if "student" in sections:
         from textkd.models.students.registry import check_student_config
@@ -293,20 +290,20 @@ def check_train(train: TrainConfig, where: str = "train") -> None:
     if unknown:
         raise ConfigError(f"{where}.report_to: unknown tracker {unknown[0]!r}", hint=f"use {', '.join(TRACKERS)}")
     at_least(train.log_every, 1, f"{where}.log_every")
-    if train.class_weights not in CLASS_WEIGHTS:
-        raise ConfigError(
-            f"{where}.class_weights must be one of {', '.join(CLASS_WEIGHTS)}, got {train.class_weights!r}"
-        )
-    if train.mixed_precision not in MIXED_PRECISION:
-        raise ConfigError(
-            f"{where}.mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {train.mixed_precision!r}"
-        )
+    one_of(train.class_weights, CLASS_WEIGHTS, f"{where}.class_weights")
+    one_of(train.mixed_precision, MIXED_PRECISION, f"{where}.mixed_precision")
 
 
 def at_least(value: float, low: float, key: str, *, hint: str | None = None) -> None:
     """A ConfigError naming `key` when `value` is under `low`."""
     if value < low:
         raise ConfigError(f"{key} must be >= {low}, got {value}", hint=hint)
+
+
+def one_of(value: str, allowed: tuple[str, ...], key: str) -> None:
+    """A ConfigError naming `key` and the choices when `value` is not one of `allowed`."""
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 # ----------------------------------------------------------------------------------------------- I/O
